@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// `kanotify fifo FIFO`: keepalived's vrrp_notify_fifo_script.
+//
+// keepalived writes the FIFO non-blocking and drops a line when the pipe is
+// full, and never restarts a FIFO script that exited. So one thread only
+// drains the FIFO into memory, and another dispatches what was read in
+// batches (one durable commit per batch); a slow action can delay the
+// dispatch but never the reading. Nothing but SIGTERM/SIGINT ends it, and
+// even then it reads on for the grace period: keepalived writes its final
+// STOP lines after signalling us, and SIGKILLs us about a second later.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common.hpp"
+#include "kanotify/dispatch.hpp"
+#include "kanotify/exit_code.hpp"
+#include "kanotify/parse.hpp"
+#include "line_queue.hpp"
+#include "line_splitter.hpp"
+#include "log.hpp"
+#include "unique_fd.hpp"
+
+namespace kanotify::cli {
+
+namespace {
+
+std::int64_t monotonic_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct ReaderStats {
+    std::uint64_t lines = 0;
+    std::uint64_t overlong = 0;
+};
+
+// Reads until the grace period after SIGTERM/SIGINT has passed.
+void read_fifo(int fifo_fd, int signal_fd, std::int64_t grace_ms, std::uint64_t next_sequence, LineQueue& queue,
+               ReaderStats& stats) {
+    LineSplitter splitter(max_fifo_line);
+    std::optional<std::int64_t> deadline;
+    std::vector<char> buffer(65536);
+    while (true) {
+        int timeout = -1;
+        if (deadline) {
+            auto left = *deadline - monotonic_ms();
+            if (left <= 0)
+                break;
+            timeout = static_cast<int>(left);
+        }
+        pollfd fds[2] = {{fifo_fd, POLLIN, 0}, {signal_fd, POLLIN, 0}};
+        int ready = ::poll(fds, 2, timeout);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0) {
+            logger().log(Level::error, fmt::format("poll on the FIFO failed: {}", std::strerror(errno)));
+            break;
+        }
+        if (fds[1].revents & POLLIN) {
+            signalfd_siginfo info{};
+            if (::read(signal_fd, &info, sizeof info) == sizeof info) {
+                if (info.ssi_signo == SIGHUP) {
+                    logger().log(Level::info, "SIGHUP ignored: keepalived restarts its FIFO script on reload");
+                } else if (!deadline) {
+                    logger().log(Level::info, fmt::format("signal {} received: reading {} ms more for the final "
+                                                          "lines, then exiting",
+                                                          info.ssi_signo, grace_ms));
+                    deadline = monotonic_ms() + grace_ms;
+                }
+            }
+        }
+        if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        // Drain everything available now: the pipe must not stay full.
+        while (true) {
+            auto n = ::read(fifo_fd, buffer.data(), buffer.size());
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;  // EAGAIN: drained (we hold a write end, so no EOF)
+            auto now = realtime_usec();
+            std::vector<ReceivedLine> lines;
+            splitter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)),
+                          [&](std::string_view line, bool overlong) {
+                              lines.push_back(ReceivedLine{std::string(line), next_sequence++, now, overlong});
+                              ++stats.lines;
+                              stats.overlong += overlong ? 1 : 0;
+                          });
+            queue.push(std::move(lines));
+        }
+    }
+    if (!splitter.pending().empty())
+        logger().log(Level::warning, fmt::format("exiting with an unterminated line discarded: {}",
+                                                 quote(splitter.pending())));
+    queue.close();
+}
+
+// Test-only: make every transition's actions slow, to show that reading
+// never waits for them. Ignored in a set-uid/AT_SECURE context.
+std::chrono::microseconds test_action_delay() {
+    const char* value = ::secure_getenv("KANOTIFY_TEST_ACTION_DELAY_US");
+    if (!value)
+        return std::chrono::microseconds(0);
+    return std::chrono::microseconds(std::strtoll(value, nullptr, 10));
+}
+
+void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queue) {
+    auto delay = test_action_delay();
+    while (true) {
+        auto batch = queue.take_all();
+        if (batch.empty())
+            return;
+        std::vector<Event> events;
+        std::vector<std::string> notes;
+        for (auto& line : batch) {
+            if (line.overlong) {
+                auto error = Error{ErrorKind::invalid, {},
+                                   fmt::format("line longer than {} bytes skipped", max_fifo_line)};
+                logger().log(Level::warning, fmt::format("FIFO: {}: {}", error.message, quote(line.text)), {},
+                             message_id::rejected);
+                notes.push_back(rejected_entry(Source::fifo, line.text, error, line.time_usec));
+                continue;
+            }
+            auto parsed = parse_fifo_line(line.text);
+            if (!parsed) {
+                logger().log(Level::warning, fmt::format("FIFO: malformed line skipped: {}", parsed.error().message),
+                             {}, message_id::rejected);
+                notes.push_back(rejected_entry(Source::fifo, line.text, parsed.error(), line.time_usec));
+                continue;
+            }
+            if (parsed->kind == FifoLineKind::checker) {
+                if (config.fifo.checker_lines)
+                    notes.push_back(checker_entry(parsed->checker, line.time_usec));
+                continue;
+            }
+            parsed->event.sequence = line.sequence;
+            parsed->event.time_usec = line.time_usec;
+            events.push_back(std::move(parsed->event));
+        }
+        if (delay.count() > 0)
+            std::this_thread::sleep_for(delay * static_cast<long>(events.size()));
+        auto outcomes = dispatcher.handle(events, std::move(notes));
+        if (!outcomes) {
+            // The states are recorded; only the journal failed. Keep going:
+            // exiting would lose every later transition for good.
+            logger().log(Level::error, fmt::format("journal: {}", outcomes.error().describe()), {},
+                         message_id::failure);
+            continue;
+        }
+        for (std::size_t i = 0; i < events.size(); ++i) {
+            const auto& event = events[i];
+            const auto& outcome = (*outcomes)[i];
+            auto previous = outcome.previous ? std::string(to_string(*outcome.previous)) : std::string("none");
+            logger().log(outcome.status == Status::failed ? Level::error : Level::info,
+                         fmt::format("{} {}: {} -> {} ({}{}{})", to_string(event.kind), event.name, previous,
+                                     to_string(event.state), to_string(outcome.status),
+                                     outcome.reason.empty() ? "" : ": ", outcome.reason),
+                         {{"KANOTIFY_INSTANCE", event.name},
+                          {"KANOTIFY_STATE", std::string(to_string(event.state))},
+                          {"KANOTIFY_OUTCOME", std::string(to_string(outcome.status))},
+                          {"KANOTIFY_SEQUENCE", std::to_string(event.sequence)}},
+                         outcome.status == Status::stale ? message_id::stale : message_id::transition);
+        }
+    }
+}
+
+Result<UniqueFd> open_fifo(const std::string& path) {
+    // O_RDWR: we hold a write end ourselves, so opening never blocks on
+    // keepalived and a writer closing never reads as EOF.
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+    if (!fd)
+        return system_error(fmt::format("cannot open FIFO {}", quote(path)), errno);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+        return system_error(fmt::format("cannot stat FIFO {}", quote(path)), errno);
+    if (!S_ISFIFO(st.st_mode))
+        return make_error(ErrorKind::usage, fmt::format("{} is not a FIFO", quote(path)));
+    return fd;
+}
+
+}  // namespace
+
+int run_fifo(int argc, char** argv) {
+    CLI::App app{"kanotify fifo: read keepalived's notify FIFO (vrrp_notify_fifo_script / notify_fifo_script)",
+                 "kanotify fifo"};
+    GlobalOptions global;
+    add_global_options(app, global);
+    std::string fifo_path;
+    std::optional<std::int64_t> grace_ms;
+    app.add_option("--grace-ms", grace_ms, "keep reading this long after SIGTERM (default 500)")
+        ->check(CLI::Range(0, 900));
+    app.add_option("fifo", fifo_path, "the FIFO keepalived passes as the last argument")->required();
+    if (auto code = parse(app, argc, argv))
+        return *code;
+
+    auto config = load(global);
+    if (!config)
+        return report(config.error());
+    if (grace_ms)
+        config->fifo.grace_ms = *grace_ms;
+
+    // Block the signals before any thread exists so only signalfd sees them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP})
+        sigaddset(&signals, sig);
+    if (::pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0)
+        return report(system_error("cannot block signals", errno).value());
+    UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signal_fd)
+        return report(system_error("cannot create a signalfd", errno).value());
+    ::signal(SIGPIPE, SIG_IGN);
+
+    auto fifo = open_fifo(fifo_path);
+    if (!fifo)
+        return report(fifo.error());
+    auto dispatcher = Dispatcher::open(*config);
+    if (!dispatcher)
+        return report(dispatcher.error());
+    if (auto removed = dispatcher->clean_up(); removed && *removed > 0)
+        logger().log(Level::notice, fmt::format("removed {} temporary files left by an interrupted write", *removed));
+
+    // Sequences continue above anything recorded before, so a reader started
+    // after a keepalived reload is never taken for an older one.
+    auto highest = dispatcher->highest_sequence();
+    std::uint64_t first = static_cast<std::uint64_t>(realtime_usec());
+    if (highest && *highest >= first)
+        first = *highest + 1;
+
+    logger().log(Level::info, fmt::format("reading FIFO {} (state directory {})", fifo_path, config->state_dir));
+    LineQueue queue;
+    ReaderStats stats;
+    std::thread reader([&] { read_fifo(fifo->get(), signal_fd.get(), config->fifo.grace_ms, first, queue, stats); });
+    dispatch_loop(*dispatcher, *config, queue);
+    reader.join();
+    logger().log(Level::info, fmt::format("FIFO reader exiting after {} lines", stats.lines));
+    return exit_ok;
+}
+
+}  // namespace kanotify::cli

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The exec'd notify front-end: keepalived's generic `notify` appends
+// TYPE NAME STATE PRIORITY; notify_master & co. use --state and --instance.
+#include <fmt/format.h>
+
+#include "common.hpp"
+#include "kanotify/dispatch.hpp"
+#include "kanotify/exit_code.hpp"
+#include "kanotify/parse.hpp"
+#include "log.hpp"
+
+namespace kanotify::cli {
+
+namespace {
+
+std::string joined(int argc, char** argv) {
+    std::string out;
+    for (int i = 1; i < argc; ++i) {
+        if (i > 1)
+            out += ' ';
+        out += argv[i];
+    }
+    return out;
+}
+
+void log_outcome(const Event& event, const Outcome& outcome) {
+    auto previous = outcome.previous ? std::string(to_string(*outcome.previous)) : std::string("none");
+    auto level = outcome.status == Status::failed ? Level::error : Level::info;
+    auto message = fmt::format("{} {}: {} -> {} ({}{}{})", to_string(event.kind), event.name, previous,
+                               to_string(event.state), to_string(outcome.status),
+                               outcome.reason.empty() ? "" : ": ", outcome.reason);
+    logger().log(level, message,
+                 {{"KANOTIFY_INSTANCE", event.name},
+                  {"KANOTIFY_KIND", std::string(to_string(event.kind))},
+                  {"KANOTIFY_STATE", std::string(to_string(event.state))},
+                  {"KANOTIFY_PREVIOUS", previous},
+                  {"KANOTIFY_OUTCOME", std::string(to_string(outcome.status))},
+                  {"KANOTIFY_SOURCE", std::string(to_string(event.source))}},
+                 outcome.status == Status::stale ? message_id::stale : message_id::transition);
+}
+
+}  // namespace
+
+int run_notify(int argc, char** argv) {
+    CLI::App app{"kanotify: record keepalived VRRP transitions and act on them.\n"
+                 "Run by keepalived as `notify \"/usr/sbin/kanotify [OPTIONS]\"` (it appends TYPE NAME STATE "
+                 "PRIORITY),\nor as `notify_master \"/usr/sbin/kanotify --state master --instance NAME\"`.\n"
+                 "Other modes: kanotify fifo|status|history --help",
+                 "kanotify"};
+    GlobalOptions global;
+    add_global_options(app, global);
+    ExplicitNotify flags;
+    std::vector<std::string> words;
+    std::uint64_t sequence = 0;
+    app.add_option("--instance", flags.instance, "instance name (explicit form)");
+    app.add_option("--group", flags.group, "sync group name (explicit form)");
+    app.add_option("--state", flags.state, "master|backup|fault|stop|deleted|master_rx_lower_pri|...");
+    app.add_option("--priority", flags.priority, "priority 0-255 (explicit form, optional)");
+    app.add_option("--sequence", sequence,
+                   "ordering stamp of this transition when the caller knows it (older ones are not applied)");
+    app.add_option("words", words, "TYPE NAME STATE PRIORITY, as keepalived's generic notify appends them");
+    if (auto code = parse(app, argc, argv))
+        return *code;
+
+    auto config = load(global);
+    if (!config)
+        return report(config.error());
+
+    bool explicit_form = flags.instance || flags.group || flags.state || flags.priority;
+    Result<Event> event = make_error(ErrorKind::usage, "");
+    if (explicit_form && !words.empty())
+        event = make_error(ErrorKind::usage,
+                           fmt::format("give either --state with --instance/--group or TYPE NAME STATE PRIORITY, "
+                                       "not both (extra words: {})",
+                                       quote(fmt::format("{}", fmt::join(words, " ")))));
+    else if (explicit_form)
+        event = parse_explicit_notify(flags);
+    else if (words.empty())
+        event = make_error(ErrorKind::usage,
+                           "nothing to record: expected TYPE NAME STATE PRIORITY or --state STATE --instance NAME");
+    else
+        event = parse_notify_words(words);
+
+    auto dispatcher = Dispatcher::open(*config);
+    if (!event) {
+        // What was refused is kept too, when the journal can be written.
+        if (dispatcher)
+            (void)dispatcher->journal({rejected_entry(Source::argv, joined(argc, argv), event.error(), realtime_usec())});
+        return report(event.error());
+    }
+    if (!dispatcher)
+        return report(dispatcher.error());
+    event->source = Source::argv;
+    event->sequence = sequence;
+
+    auto outcomes = dispatcher->handle(std::span<const Event>(&*event, 1));
+    if (!outcomes)
+        return report(outcomes.error());
+    const auto& outcome = outcomes->front();
+    log_outcome(*event, outcome);
+    return outcome.status == Status::failed ? exit_system : exit_ok;
+}
+
+}  // namespace kanotify::cli

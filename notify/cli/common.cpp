@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "common.hpp"
+
+#include <unistd.h>
+
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "kanotify/event.hpp"
+#include "kanotify/exit_code.hpp"
+#include "log.hpp"
+
+#ifndef KANOTIFY_DEFAULT_CONFIG
+#define KANOTIFY_DEFAULT_CONFIG "/etc/kanotify/kanotify.toml"
+#endif
+#ifndef KANOTIFY_VERSION
+#define KANOTIFY_VERSION "0"
+#endif
+
+namespace kanotify::cli {
+
+void add_global_options(CLI::App& app, GlobalOptions& options) {
+    app.add_option("--config", options.config_path, "configuration file (default " KANOTIFY_DEFAULT_CONFIG ")");
+    app.add_option("--state-dir", options.state_dir, "state directory (default /var/lib/kanotify)");
+    app.add_option("--log-file", options.log_file, "also append log lines to this file");
+    app.add_flag("--debug", options.debug, "log debug messages");
+    app.set_version_flag("--version", "kanotify " KANOTIFY_VERSION);
+}
+
+Result<Config> load(const GlobalOptions& options) {
+    LoadOptions load_options;
+    load_options.required = !options.config_path.empty();
+    load_options.path = options.config_path.empty() ? KANOTIFY_DEFAULT_CONFIG : options.config_path;
+    load_options.enforce_owner = ::geteuid() == 0;
+    auto config = load_config(load_options);
+    if (!config)
+        return config;
+    if (options.state_dir)
+        config->state_dir = *options.state_dir;
+    if (config->state_dir.empty() || config->state_dir.front() != '/')
+        return make_error(ErrorKind::usage,
+                          fmt::format("--state-dir must be an absolute path, not {}", quote(config->state_dir)));
+    if (options.log_file)
+        config->log_file = *options.log_file;
+    if (options.debug)
+        config->log_level = "debug";
+    auto level = parse_level(config->log_level).value_or(Level::info);
+    if (auto ok = logger().configure(level, config->log_file); !ok)
+        return tl::unexpected(ok.error());
+    return config;
+}
+
+int report(const Error& error) {
+    logger().log(Level::error, error.describe(), {}, message_id::failure);
+    // A usage or configuration mistake is for whoever typed the command,
+    // even when the log goes to journald.
+    if (logger().to_journal() && (error.kind == ErrorKind::usage || error.kind == ErrorKind::config))
+        std::cerr << "kanotify: " << error.describe() << '\n';
+    return exit_code_for(error.kind);
+}
+
+std::optional<int> parse(CLI::App& app, int argc, char** argv) {
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "kanotify: " << e.what() << "\n(see kanotify --help)\n";
+        return exit_usage;
+    }
+    return std::nullopt;
+}
+
+}  // namespace kanotify::cli

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// kanotify: keepalived runs it as a notify script (the default mode), as its
+// vrrp_notify_fifo_script (`kanotify fifo FIFO`); people run the rest.
+#include <exception>
+#include <iostream>
+#include <string_view>
+
+#include "common.hpp"
+#include "kanotify/exit_code.hpp"
+
+namespace {
+
+struct Subcommand {
+    std::string_view name;
+    int (*run)(int, char**);
+};
+
+constexpr Subcommand subcommands[] = {
+    {"fifo", kanotify::cli::run_fifo},
+    {"status", kanotify::cli::run_status},
+    {"history", kanotify::cli::run_history},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        // A subcommand is only ever the first word: keepalived's generic
+        // notify starts with INSTANCE or GROUP, the explicit form with a flag.
+        if (argc > 1) {
+            for (const auto& sub : subcommands)
+                if (sub.name == argv[1])
+                    return sub.run(argc - 1, argv + 1);
+        }
+        return kanotify::cli::run_notify(argc, argv);
+    } catch (const std::bad_alloc&) {
+        std::cerr << "kanotify: out of memory\n";
+        return kanotify::exit_system;
+    } catch (const std::exception& e) {
+        std::cerr << "kanotify: internal error: " << e.what() << '\n';
+        return kanotify::exit_system;
+    }
+}

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "kanotify/dispatch.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "journal.hpp"
+#include "state_store.hpp"
+
+namespace kanotify {
+
+namespace {
+
+// A batch holds this many instance locks (and staged files) at once at most,
+// so a storm of thousands of instances cannot exhaust descriptors.
+constexpr std::size_t max_locks_per_commit = 256;
+// Beyond this many files one syncfs() is cheaper than an fdatasync() each.
+constexpr std::size_t per_file_sync_limit = 4;
+
+using Key = std::pair<Kind, std::string>;
+
+struct InstanceWork {
+    InstanceLock lock;
+    std::uint64_t recorded_sequence = 0;
+    std::uint64_t new_sequence = 0;
+    std::optional<State> on_disk;
+    std::optional<State> current;
+    std::vector<std::size_t> events;  // indexes into the batch, in order
+    std::optional<StagedState> staged;
+    std::string failure;
+};
+
+nlohmann::ordered_json base_entry(std::string_view type, std::int64_t time_usec) {
+    nlohmann::ordered_json entry;
+    entry["type"] = type;
+    entry["time_usec"] = time_usec;
+    entry["pid"] = ::getpid();
+    return entry;
+}
+
+std::string dump(const nlohmann::ordered_json& entry) {
+    // Invalid UTF-8 from a hostile line is replaced, never thrown about.
+    return entry.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::string rejected_entry(Source source, std::string_view input, const Error& error, std::int64_t time_usec) {
+    auto entry = base_entry("rejected", time_usec);
+    entry["source"] = to_string(source);
+    entry["input"] = quote(input);
+    entry["reason"] = error.message;
+    return dump(entry);
+}
+
+std::string checker_entry(std::string_view line, std::int64_t time_usec) {
+    auto entry = base_entry("checker", time_usec);
+    entry["line"] = quote(line);
+    return dump(entry);
+}
+
+std::string_view to_string(Status status) noexcept {
+    switch (status) {
+    case Status::applied:
+        return "applied";
+    case Status::recorded:
+        return "recorded";
+    case Status::stale:
+        return "stale";
+    case Status::failed:
+        return "failed";
+    }
+    return "failed";
+}
+
+std::string journal_line(const Event& event, const Outcome& outcome) {
+    auto entry = base_entry("transition", event.time_usec);
+    entry["kind"] = to_string(event.kind);
+    entry["name"] = event.name;
+    entry["state"] = to_string(event.state);
+    entry["previous"] = outcome.previous ? nlohmann::ordered_json(to_string(*outcome.previous)) : nullptr;
+    entry["priority"] = event.priority ? nlohmann::ordered_json(*event.priority) : nullptr;
+    entry["sequence"] = event.sequence;
+    entry["source"] = to_string(event.source);
+    entry["outcome"] = to_string(outcome.status);
+    nlohmann::ordered_json actions;
+    actions["state_file"] = outcome.status == Status::failed ? "failed"
+                            : outcome.written                ? "written"
+                            : outcome.status == Status::applied ? "unchanged"
+                                                                : "skipped";
+    entry["actions"] = actions;
+    if (!outcome.reason.empty())
+        entry["reason"] = outcome.reason;
+    return dump(entry);
+}
+
+struct Dispatcher::Impl {
+    Config config;
+    StateStore store;
+    Journal journal;
+
+    Impl(Config c, StateStore s) : config(std::move(c)), store(std::move(s)), journal(store, config.journal) {}
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
+
+    void plan(std::span<const Event> events, InstanceWork& work, std::vector<Outcome>& outcomes) const;
+    void commit_chunk(std::map<Key, InstanceWork>& chunk) const;
+};
+
+void Dispatcher::Impl::plan(std::span<const Event> events, InstanceWork& work, std::vector<Outcome>& outcomes) const {
+    work.current = work.on_disk;
+    work.new_sequence = work.recorded_sequence;
+    for (auto index : work.events) {
+        const auto& event = events[index];
+        auto& outcome = outcomes[index];
+        outcome.previous = work.current;
+        // Sequence 0 means the front-end cannot know the order (plain argv):
+        // applied as it comes. Otherwise an older one lost a race.
+        if (event.sequence != 0 && event.sequence < work.new_sequence) {
+            outcome.status = Status::stale;
+            outcome.reason = fmt::format("sequence {} is older than the applied {}", event.sequence, work.new_sequence);
+            continue;
+        }
+        work.new_sequence = std::max(work.new_sequence, event.sequence);
+        if (!is_recorded_state(event.state)) {
+            outcome.status = Status::recorded;
+            continue;
+        }
+        outcome.status = Status::applied;
+        work.current = event.state;
+    }
+}
+
+void Dispatcher::Impl::commit_chunk(std::map<Key, InstanceWork>& chunk) const {
+    std::size_t staged_count = 0;
+    for (auto& [key, work] : chunk) {
+        if (!work.failure.empty() || work.current == work.on_disk || !work.current)
+            continue;
+        auto staged = store.stage(key.first, key.second, *work.current);
+        if (!staged) {
+            work.failure = staged.error().describe();
+            continue;
+        }
+        work.staged = std::move(*staged);
+        ++staged_count;
+    }
+    bool per_file = staged_count <= per_file_sync_limit;
+    for (auto& [key, work] : chunk) {
+        if (!work.failure.empty() || work.new_sequence == work.recorded_sequence)
+            continue;
+        if (auto ok = work.lock.set_sequence(work.new_sequence); !ok)
+            work.failure = ok.error().describe();
+        else if (per_file && ::fdatasync(work.lock.fd()) != 0)
+            work.failure = fmt::format("cannot sync the sequence record: {}", std::strerror(errno));
+    }
+    if (per_file) {
+        for (auto& [key, work] : chunk)
+            if (work.staged && work.failure.empty() && ::fdatasync(work.staged->fd.get()) != 0)
+                work.failure = fmt::format("cannot sync {}: {}", quote(store.file_name(key.first, key.second)),
+                                           std::strerror(errno));
+    } else if (staged_count > 0) {
+        if (auto ok = store.sync_filesystem(); !ok)
+            for (auto& [key, work] : chunk)
+                if (work.staged)
+                    work.failure = ok.error().describe();
+    }
+    bool renamed = false;
+    for (auto& [key, work] : chunk) {
+        if (!work.staged)
+            continue;
+        if (!work.failure.empty()) {
+            store.discard(*work.staged);
+            continue;
+        }
+        if (auto ok = store.commit(*work.staged); !ok)
+            work.failure = ok.error().describe();
+        else
+            renamed = true;
+    }
+    if (renamed)
+        if (auto ok = store.sync_directories(); !ok)
+            for (auto& [key, work] : chunk)
+                if (work.staged && work.failure.empty())
+                    work.failure = ok.error().describe();
+}
+
+Dispatcher::Dispatcher(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Dispatcher::Dispatcher(Dispatcher&&) noexcept = default;
+Dispatcher& Dispatcher::operator=(Dispatcher&&) noexcept = default;
+Dispatcher::~Dispatcher() = default;
+
+Result<Dispatcher> Dispatcher::open(const Config& config) {
+    return open(config, StoreHooks{});
+}
+
+Result<Dispatcher> Dispatcher::open(const Config& config, const StoreHooks& hooks) {
+    auto store = StateStore::open(config.state_dir, hooks);
+    if (!store)
+        return tl::unexpected(store.error());
+    return Dispatcher(std::make_unique<Impl>(config, std::move(*store)));
+}
+
+const std::string& Dispatcher::state_dir() const {
+    return impl_->store.path();
+}
+
+Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, std::vector<std::string> notes) {
+    std::vector<Outcome> outcomes(events.size());
+    // Group by instance, keeping each instance's events in arrival order.
+    std::map<Key, std::vector<std::size_t>> by_instance;
+    for (std::size_t i = 0; i < events.size(); ++i)
+        by_instance[{events[i].kind, events[i].name}].push_back(i);
+
+    // Locks are taken in key order (the map's), so two batches or a batch
+    // and an argv invocation can never deadlock.
+    std::optional<Error> journal_error;
+    auto it = by_instance.begin();
+    while (it != by_instance.end()) {
+        std::map<Key, InstanceWork> chunk;
+        for (; it != by_instance.end() && chunk.size() < max_locks_per_commit; ++it) {
+            InstanceWork work;
+            work.events = it->second;
+            auto lock = impl_->store.lock(it->first.first, it->first.second);
+            if (!lock) {
+                work.failure = lock.error().describe();
+            } else {
+                work.lock = std::move(*lock);
+                if (auto seq = work.lock.sequence())
+                    work.recorded_sequence = *seq;
+                auto on_disk = impl_->store.read(it->first.first, it->first.second);
+                if (on_disk)
+                    work.on_disk = *on_disk;
+                else
+                    work.failure = on_disk.error().describe();
+            }
+            if (work.failure.empty())
+                impl_->plan(events, work, outcomes);
+            chunk.emplace(it->first, std::move(work));
+        }
+        impl_->commit_chunk(chunk);
+        for (auto& [key, work] : chunk) {
+            for (auto index : work.events) {
+                auto& outcome = outcomes[index];
+                if (!work.failure.empty() && outcome.status != Status::stale) {
+                    outcome.status = Status::failed;
+                    outcome.reason = work.failure;
+                    outcome.written = false;
+                }
+            }
+            // The file holds the instance's final state of this batch; mark
+            // the event that put it there.
+            if (work.failure.empty() && work.current != work.on_disk)
+                for (auto index = work.events.rbegin(); index != work.events.rend(); ++index)
+                    if (outcomes[*index].status == Status::applied) {
+                        outcomes[*index].written = true;
+                        break;
+                    }
+        }
+        // The journal is appended while the chunk's locks are held, so the
+        // journal order of one instance is the order its state was applied.
+        std::vector<std::size_t> indexes;
+        for (auto& [key, work] : chunk)
+            indexes.insert(indexes.end(), work.events.begin(), work.events.end());
+        std::sort(indexes.begin(), indexes.end());
+        std::vector<std::string> lines = std::move(notes);
+        notes.clear();
+        lines.reserve(lines.size() + indexes.size());
+        for (auto index : indexes)
+            lines.push_back(journal_line(events[index], outcomes[index]));
+        if (auto ok = impl_->journal.append(lines); !ok && !journal_error)
+            journal_error = ok.error();
+        // chunk, and with it every lock, is released here.
+    }
+    if (!notes.empty())  // a batch of notes only
+        if (auto ok = impl_->journal.append(notes); !ok && !journal_error)
+            journal_error = ok.error();
+    if (journal_error)
+        return tl::unexpected(*journal_error);
+    return outcomes;
+}
+
+Result<void> Dispatcher::journal(std::vector<std::string> notes) {
+    return impl_->journal.append(notes);
+}
+
+Result<std::size_t> Dispatcher::clean_up() {
+    return impl_->store.remove_stale_temporaries();
+}
+
+Result<std::uint64_t> Dispatcher::highest_sequence() const {
+    std::uint64_t highest = 0;
+    int fd = ::openat(impl_->store.locks_fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return system_error("cannot list the lock directory", errno);
+    DIR* dir = ::fdopendir(fd);
+    if (!dir) {
+        ::close(fd);
+        return system_error("cannot list the lock directory", errno);
+    }
+    while (auto* entry = ::readdir(dir)) {
+        std::string_view file = entry->d_name;
+        if (file.front() == '.' || file == "journal")
+            continue;
+        UniqueFd lock_fd(::openat(impl_->store.locks_fd(), entry->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        if (!lock_fd)
+            continue;
+        InstanceLock reader(std::move(lock_fd));  // reading only, not locked
+        if (auto seq = reader.sequence())
+            highest = std::max(highest, *seq);
+    }
+    ::closedir(dir);
+    return highest;
+}
+
+}  // namespace kanotify

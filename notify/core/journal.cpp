@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "journal.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <deque>
+
+#include <fmt/format.h>
+
+namespace kanotify {
+
+namespace {
+
+class JournalLock {
+  public:
+    explicit JournalLock(int fd) : fd_(fd) {}
+    [[nodiscard]] bool held() const { return static_cast<bool>(fd_); }
+
+  private:
+    UniqueFd fd_;
+};
+
+Result<JournalLock> lock_journal(const StateStore& store) {
+    int fd = ::openat(store.locks_fd(), "journal", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return system_error(fmt::format("cannot open the journal lock in {}", quote(store.path())), errno);
+    while (::flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            int err = errno;
+            ::close(fd);
+            return system_error("cannot lock the journal", err);
+        }
+    }
+    return JournalLock(fd);
+}
+
+std::string rotated_name(std::int64_t index) {
+    return fmt::format("{}.{}", Journal::file_name, index);
+}
+
+}  // namespace
+
+Result<void> Journal::append(const std::vector<std::string>& lines) const {
+    if (lines.empty())
+        return {};
+    auto lock = lock_journal(store_);
+    if (!lock)
+        return tl::unexpected(lock.error());
+    UniqueFd fd(::openat(store_.dir_fd(), file_name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));
+    if (!fd)
+        return system_error(fmt::format("cannot open {}/{}", store_.path(), file_name), errno);
+    std::string data;
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+        return system_error("cannot stat the journal", errno);
+    if (!S_ISREG(st.st_mode))
+        return make_error(ErrorKind::system, fmt::format("{}/{} is not a regular file", store_.path(), file_name));
+    if (st.st_size > 0) {
+        char last = '\n';
+        if (::pread(fd.get(), &last, 1, st.st_size - 1) == 1 && last != '\n')
+            data += '\n';  // a crash tore the last line; readers count it as torn
+    }
+    for (const auto& line : lines) {
+        data += line;
+        data += '\n';
+    }
+    std::string_view rest = data;
+    while (!rest.empty()) {
+        auto n = ::write(fd.get(), rest.data(), rest.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int err = errno;
+            // Never leave half a line: cut back to where this append started.
+            (void)::ftruncate(fd.get(), st.st_size);
+            return system_error(fmt::format("cannot append to {}/{}", store_.path(), file_name), err);
+        }
+        rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+    if (::fdatasync(fd.get()) != 0)
+        return system_error(fmt::format("cannot sync {}/{}", store_.path(), file_name), errno);
+    if (st.st_size + static_cast<off_t>(data.size()) >= settings_.max_bytes)
+        return rotate();
+    return {};
+}
+
+// Called with the journal lock held: no appender can be between its open()
+// and its write(), so every line is in exactly one file when we rename.
+Result<void> Journal::rotate() const {
+    int dir = store_.dir_fd();
+    for (auto i = settings_.keep; i >= 1; --i) {
+        auto from = i == 1 ? std::string(file_name) : rotated_name(i - 1);
+        if (::renameat(dir, from.c_str(), dir, rotated_name(i).c_str()) != 0 && errno != ENOENT)
+            return system_error(fmt::format("cannot rotate {}/{}", store_.path(), from), errno);
+    }
+    if (::fsync(dir) != 0)
+        return system_error(fmt::format("cannot sync {}", quote(store_.path())), errno);
+    return {};
+}
+
+Result<JournalRead> Journal::tail(std::size_t count) const {
+    JournalRead out;
+    std::deque<std::string> kept;
+    for (auto i = settings_.keep; i >= 0; --i) {
+        auto name = i == 0 ? std::string(file_name) : rotated_name(i);
+        auto content = read_small_file(store_.dir_fd(), name, static_cast<std::size_t>(settings_.max_bytes) * 2 + 65536);
+        if (!content)
+            return tl::unexpected(content.error());
+        if (!*content)
+            continue;
+        std::string_view text = **content;
+        while (!text.empty()) {
+            auto nl = text.find('\n');
+            auto line = text.substr(0, nl);
+            text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+            if (line.empty())
+                continue;
+            // A complete record is a JSON object on one line; a torn write
+            // leaves a prefix without its closing brace.
+            if (nl == std::string_view::npos || line.front() != '{' || line.back() != '}') {
+                ++out.torn;
+                continue;
+            }
+            kept.emplace_back(line);
+            if (count != 0 && kept.size() > count)
+                kept.pop_front();
+        }
+    }
+    out.lines.assign(kept.begin(), kept.end());
+    return out;
+}
+
+}  // namespace kanotify

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "state_store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
+#include <fmt/format.h>
+
+namespace kanotify {
+
+namespace {
+
+constexpr std::string_view state_suffix = ".state";
+constexpr std::string_view temp_marker = ".state.tmp-";
+constexpr std::size_t sequence_record = 21;  // 20 digits and a newline
+
+std::string random_suffix() {
+    unsigned char bytes[8];
+    std::size_t got = 0;
+    while (got < sizeof bytes) {
+        auto n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        got += static_cast<std::size_t>(n);
+    }
+    if (got < sizeof bytes) {
+        // getrandom() cannot fail after early boot; O_EXCL keeps us safe anyway.
+        auto mix = static_cast<std::uint64_t>(realtime_usec()) ^ (static_cast<std::uint64_t>(::getpid()) << 32);
+        std::memcpy(bytes, &mix, sizeof bytes);
+    }
+    std::string out;
+    for (auto b : bytes)
+        out += fmt::format("{:02x}", b);
+    return out;
+}
+
+Result<void> write_all(int fd, std::string_view data, const std::string& what) {
+    while (!data.empty()) {
+        auto n = ::write(fd, data.data(), data.size());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return system_error(fmt::format("cannot write {}", what), errno);
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return {};
+}
+
+std::string lock_name(Kind kind, const std::string& name) {
+    return fmt::format("{}:{}", kind == Kind::group ? "group" : "instance", name);
+}
+
+}  // namespace
+
+Result<UniqueFd> open_subdirectory(int parent_fd, const std::string& name, mode_t mode, const std::string& display) {
+    if (::mkdirat(parent_fd, name.c_str(), mode) != 0 && errno != EEXIST)
+        return system_error(fmt::format("cannot create directory {}", quote(display)), errno);
+    UniqueFd fd(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd)
+        return system_error(fmt::format("cannot open directory {} (a symlink is refused)", quote(display)), errno);
+    return fd;
+}
+
+Result<std::optional<std::string>> read_small_file(int dir_fd, const std::string& name, std::size_t limit) {
+    UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    if (!fd) {
+        if (errno == ENOENT || errno == ELOOP)
+            return std::optional<std::string>{};
+        return system_error(fmt::format("cannot open {}", quote(name)), errno);
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+        return system_error(fmt::format("cannot stat {}", quote(name)), errno);
+    if (!S_ISREG(st.st_mode))
+        return std::optional<std::string>{};
+    std::string buffer(limit, '\0');
+    std::size_t done = 0;
+    while (done < limit) {
+        auto n = ::read(fd.get(), buffer.data() + done, limit - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return system_error(fmt::format("cannot read {}", quote(name)), errno);
+        if (n == 0)
+            break;
+        done += static_cast<std::size_t>(n);
+    }
+    buffer.resize(done);
+    return std::optional<std::string>{std::move(buffer)};
+}
+
+Result<std::uint64_t> InstanceLock::sequence() const {
+    char buffer[sequence_record + 1] = {};
+    auto n = ::pread(fd_.get(), buffer, sequence_record, 0);
+    if (n < 0)
+        return system_error("cannot read the recorded sequence", errno);
+    std::uint64_t value = 0;
+    std::string_view text(buffer, static_cast<std::size_t>(n));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.remove_suffix(1);
+    while (!text.empty() && text.front() == ' ')
+        text.remove_prefix(1);
+    if (text.empty())
+        return value;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    // A damaged record must not make every later transition look stale.
+    if (ec != std::errc() || end != text.data() + text.size())
+        return std::uint64_t{0};
+    return value;
+}
+
+Result<void> InstanceLock::set_sequence(std::uint64_t sequence) const {
+    // Fixed width, one pwrite at offset 0: the record is never half old, half new.
+    auto record = fmt::format("{:>20}\n", sequence);
+    if (::pwrite(fd_.get(), record.data(), record.size(), 0) != static_cast<ssize_t>(record.size()))
+        return system_error("cannot record the sequence", errno);
+    return {};
+}
+
+Result<StateStore> StateStore::open(const std::string& path, StoreHooks hooks) {
+    if (path.empty() || path.front() != '/')
+        return make_error(ErrorKind::config, fmt::format("state directory {} is not an absolute path", quote(path)));
+    // Create missing parents (like mkdir -p) but open the last component
+    // without following a symlink.
+    for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1))
+        (void)::mkdir(path.substr(0, slash).c_str(), 0755);
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+        return system_error(fmt::format("cannot create state directory {}", quote(path)), errno);
+    UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir)
+        return system_error(fmt::format("cannot open state directory {} (a symlink is refused)", quote(path)), errno);
+    struct stat st {};
+    if (::fstat(dir.get(), &st) != 0)
+        return system_error(fmt::format("cannot stat state directory {}", quote(path)), errno);
+    // Someone else able to add or rename entries could swap our files.
+    if (st.st_uid != ::geteuid() || (st.st_mode & S_IWOTH) != 0)
+        return make_error(ErrorKind::config,
+                          fmt::format("refusing state directory {}: it must be owned by uid {} and not "
+                                      "world-writable (owner uid {}, mode {:04o})",
+                                      quote(path), ::geteuid(), st.st_uid, st.st_mode & 07777));
+    auto group = open_subdirectory(dir.get(), "group", 0755, path + "/group");
+    if (!group)
+        return tl::unexpected(group.error());
+    auto locks = open_subdirectory(dir.get(), ".locks", 0700, path + "/.locks");
+    if (!locks)
+        return tl::unexpected(locks.error());
+    return StateStore(path, std::move(dir), std::move(*group), std::move(*locks), std::move(hooks));
+}
+
+std::string StateStore::file_name(Kind kind, const std::string& name) const {
+    return fmt::format("{}/{}{}{}", path_, kind == Kind::group ? "group/" : "", name, state_suffix);
+}
+
+Result<InstanceLock> StateStore::lock(Kind kind, const std::string& name) const {
+    if (auto ok = validate_name(name); !ok)
+        return tl::unexpected(ok.error());
+    auto file = lock_name(kind, name);
+    UniqueFd fd(::openat(locks_.get(), file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd)
+        return system_error(fmt::format("cannot open lock {}/.locks/{}", path_, file), errno);
+    while (::flock(fd.get(), LOCK_EX) != 0) {
+        if (errno != EINTR)
+            return system_error(fmt::format("cannot lock {}/.locks/{}", path_, file), errno);
+    }
+    return InstanceLock(std::move(fd));
+}
+
+Result<std::optional<State>> StateStore::read(Kind kind, const std::string& name) const {
+    if (auto ok = validate_name(name); !ok)
+        return tl::unexpected(ok.error());
+    auto content = read_small_file(dir_for(kind), name + std::string(state_suffix), 64);
+    if (!content)
+        return tl::unexpected(content.error());
+    if (!*content)
+        return std::optional<State>{};
+    std::string_view text = **content;
+    if (text.ends_with('\n'))
+        text.remove_suffix(1);
+    auto state = parse_state(text);
+    if (!state || !is_recorded_state(*state))
+        return std::optional<State>{};
+    return state;
+}
+
+Result<StagedState> StateStore::stage(Kind kind, const std::string& name, State state) const {
+    if (auto ok = validate_name(name); !ok)
+        return tl::unexpected(ok.error());
+    if (!is_recorded_state(state))
+        return make_error(ErrorKind::invalid, fmt::format("{} is an event, not a state to record", to_string(state)));
+    StagedState staged;
+    staged.kind = kind;
+    staged.name = name;
+    // O_CREAT|O_EXCL never follows a symlink (it fails with EEXIST), and
+    // the name is random, so a planted name costs us one more attempt.
+    for (int attempt = 0; attempt < 16 && !staged.fd; ++attempt) {
+        auto suffix = hooks_.temp_suffix ? hooks_.temp_suffix() : random_suffix();
+        staged.temp_name = fmt::format(".{}{}{}", name, temp_marker, suffix);
+        staged.fd.reset(::openat(dir_for(kind), staged.temp_name.c_str(),
+                                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (!staged.fd && errno != EEXIST)
+            return system_error(fmt::format("cannot create a temporary file in {}", quote(path_)), errno);
+    }
+    if (!staged.fd)
+        return system_error(fmt::format("cannot find a free temporary name in {}", quote(path_)), EEXIST);
+    auto text = fmt::format("{}\n", to_string(state));
+    if (auto ok = write_all(staged.fd.get(), text, file_name(kind, name)); !ok) {
+        discard(staged);
+        return tl::unexpected(ok.error());
+    }
+    fault("state:written");
+    return staged;
+}
+
+Result<void> StateStore::sync_filesystem() const {
+    if (::syncfs(dir_.get()) != 0)
+        return system_error(fmt::format("cannot sync the file system of {}", quote(path_)), errno);
+    return {};
+}
+
+Result<void> StateStore::commit(StagedState& staged) const {
+    fault("state:before-rename");
+    auto target = staged.name + std::string(state_suffix);
+    int dir = dir_for(staged.kind);
+    // rename() replaces a symlink planted at the target; it never follows it.
+    if (::renameat(dir, staged.temp_name.c_str(), dir, target.c_str()) != 0) {
+        int err = errno;
+        discard(staged);
+        return system_error(fmt::format("cannot rename into {}", quote(file_name(staged.kind, staged.name))), err);
+    }
+    staged.fd.reset();
+    staged.temp_name.clear();
+    fault("state:renamed");
+    return {};
+}
+
+Result<void> StateStore::sync_directories() const {
+    if (::fsync(dir_.get()) != 0 || ::fsync(group_.get()) != 0)
+        return system_error(fmt::format("cannot sync directory {}", quote(path_)), errno);
+    fault("state:dir-synced");
+    return {};
+}
+
+void StateStore::discard(StagedState& staged) const noexcept {
+    if (!staged.temp_name.empty())
+        (void)::unlinkat(dir_for(staged.kind), staged.temp_name.c_str(), 0);
+    staged.temp_name.clear();
+    staged.fd.reset();
+}
+
+Result<void> StateStore::write(Kind kind, const std::string& name, State state) const {
+    auto staged = stage(kind, name, state);
+    if (!staged)
+        return tl::unexpected(staged.error());
+    if (::fdatasync(staged->fd.get()) != 0) {
+        int err = errno;
+        discard(*staged);
+        return system_error(fmt::format("cannot sync {}", quote(file_name(kind, name))), err);
+    }
+    fault("state:synced");
+    if (auto ok = commit(*staged); !ok)
+        return ok;
+    if (::fsync(dir_for(kind)) != 0)
+        return system_error(fmt::format("cannot sync directory of {}", quote(file_name(kind, name))), errno);
+    fault("state:dir-synced");
+    return {};
+}
+
+Result<std::vector<StoredState>> StateStore::list() const {
+    std::vector<StoredState> out;
+    for (Kind kind : {Kind::instance, Kind::group}) {
+        int fd = ::openat(dir_for(kind), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return system_error(fmt::format("cannot list {}", quote(path_)), errno);
+        DIR* dir = ::fdopendir(fd);
+        if (!dir) {
+            int err = errno;
+            ::close(fd);
+            return system_error(fmt::format("cannot list {}", quote(path_)), err);
+        }
+        while (auto* entry = ::readdir(dir)) {
+            std::string_view file = entry->d_name;
+            if (file.front() == '.' || !file.ends_with(state_suffix))
+                continue;
+            std::string name(file.substr(0, file.size() - state_suffix.size()));
+            if (!validate_name(name))
+                continue;
+            StoredState item;
+            item.kind = kind;
+            item.name = name;
+            auto state = read(kind, name);
+            if (state)
+                item.state = *state;
+            struct stat st {};
+            if (::fstatat(dir_for(kind), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                item.mtime_usec = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000 + st.st_mtim.tv_nsec / 1000;
+            out.push_back(std::move(item));
+        }
+        ::closedir(dir);
+    }
+    std::sort(out.begin(), out.end(), [](const StoredState& a, const StoredState& b) {
+        return std::tie(a.kind, a.name) < std::tie(b.kind, b.name);
+    });
+    return out;
+}
+
+Result<std::size_t> StateStore::remove_stale_temporaries() const {
+    std::size_t removed = 0;
+    for (Kind kind : {Kind::instance, Kind::group}) {
+        int fd = ::openat(dir_for(kind), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return system_error(fmt::format("cannot list {}", quote(path_)), errno);
+        DIR* dir = ::fdopendir(fd);
+        if (!dir) {
+            int err = errno;
+            ::close(fd);
+            return system_error(fmt::format("cannot list {}", quote(path_)), err);
+        }
+        std::vector<std::string> stale;
+        while (auto* entry = ::readdir(dir)) {
+            std::string_view file = entry->d_name;
+            auto marker = file.find(temp_marker);
+            if (file.front() != '.' || marker == std::string_view::npos)
+                continue;
+            // Only a temporary whose instance lock is free is abandoned: a
+            // writer holding the lock may be about to rename it.
+            std::string name(file.substr(1, marker - 1));
+            if (!validate_name(name))
+                continue;
+            auto lock_fd = ::openat(locks_.get(), lock_name(kind, name).c_str(),
+                                    O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (lock_fd < 0)
+                continue;
+            if (::flock(lock_fd, LOCK_EX | LOCK_NB) == 0)
+                stale.emplace_back(file);
+            ::close(lock_fd);
+        }
+        ::closedir(dir);
+        for (const auto& file : stale)
+            if (::unlinkat(dir_for(kind), file.c_str(), 0) == 0)
+                ++removed;
+    }
+    return removed;
+}
+
+}  // namespace kanotify

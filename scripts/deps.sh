@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Installs, from the machine's own apt sources, every Debian package that
+# building kanotify, its tests and its demo need. Safe to run repeatedly.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake ninja-build g++ pkg-config
+  libfmt-dev libcli11-dev libtomlplusplus-dev libexpected-dev nlohmann-json3-dev
+  libnl-3-dev libnl-route-3-dev libsystemd-dev libcap-ng-dev
+  catch2
+  # integration and end-to-end tests, demo
+  keepalived iproute2 procps util-linux psmisc
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: installed ${missing[*]}"
