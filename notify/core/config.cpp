@@ -90,6 +90,8 @@ class TableReader {
         std::vector<Argv> vectors;
         for (const auto& item : *array) {
             Argv argv;
+            if (!item.is_array())
+                return error(key, "must be an array of argument vectors, e.g. [[\"/usr/sbin/x\", \"--y\"]]");
             if (auto ok = read(key, item, argv); !ok)
                 return tl::unexpected(ok.error());
             if (argv.empty() || argv.front().empty() || argv.front().front() != '/')

@@ -50,7 +50,7 @@ Result<void> Journal::append(const std::vector<std::string>& lines) const {
     auto lock = lock_journal(store_);
     if (!lock)
         return tl::unexpected(lock.error());
-    UniqueFd fd(::openat(store_.dir_fd(), file_name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));
+    UniqueFd fd(::openat(store_.dir_fd(), file_name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));
     if (!fd)
         return system_error(fmt::format("cannot open {}/{}", store_.path(), file_name), errno);
     std::string data;

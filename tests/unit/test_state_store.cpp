@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "state_store.hpp"
+#include "temp_dir.hpp"
+
+using namespace kanotify;
+using kanotify::test::read_file;
+using kanotify::test::TempDir;
+using kanotify::test::write_file;
+namespace fs = std::filesystem;
+
+TEST_CASE("state store: write, read back, replace", "[store]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    CHECK(store->read(Kind::instance, "VI_1").value() == std::nullopt);
+    REQUIRE(store->write(Kind::instance, "VI_1", State::master));
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "MASTER\n");
+    REQUIRE(store->write(Kind::instance, "VI_1", State::backup));
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "BACKUP\n");
+    CHECK(store->read(Kind::instance, "VI_1").value() == State::backup);
+    REQUIRE(store->write(Kind::group, "G1", State::fault));
+    CHECK(read_file(tmp.path() / "state/group/G1.state") == "FAULT\n");
+    auto listed = store->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 2);
+    CHECK(listed->at(0).name == "VI_1");
+    CHECK(listed->at(1).kind == Kind::group);
+    // Nothing but the state files, the journal's place and the lock directory.
+    std::size_t entries = 0;
+    for (const auto& entry : fs::directory_iterator(tmp.path() / "state")) {
+        (void)entry;
+        ++entries;
+    }
+    CHECK(entries == 3);  // VI_1.state, group/, .locks/
+}
+
+TEST_CASE("state store: events are not states and names are validated", "[store]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    CHECK_FALSE(store->write(Kind::instance, "VI_1", State::master_rx_lower_pri));
+    CHECK_FALSE(store->write(Kind::instance, "../escape", State::master));
+    CHECK_FALSE(store->write(Kind::instance, "", State::master));
+    CHECK_FALSE(fs::exists(tmp.path() / "escape.state"));
+    CHECK_FALSE(StateStore::open("relative/dir"));
+}
+
+TEST_CASE("state store: a crash between write and rename leaves the old state", "[store][crash]") {
+    TempDir tmp;
+    auto dir = tmp.str("state");
+    {
+        auto store = StateStore::open(dir);
+        REQUIRE(store);
+        REQUIRE(store->write(Kind::instance, "VI_1", State::backup));
+    }
+    for (const char* step : {"state:written", "state:synced", "state:before-rename"}) {
+        INFO("killed at " << step);
+        pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            StoreHooks hooks;
+            hooks.fault_point = [step](std::string_view at) {
+                if (at == step)
+                    ::raise(SIGKILL);  // as abrupt as a power cut for this process
+            };
+            auto store = StateStore::open(dir, hooks);
+            if (store)
+                (void)store->write(Kind::instance, "VI_1", State::master);
+            ::_exit(3);  // not reached when the fault point fires
+        }
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        REQUIRE(WIFSIGNALED(status));
+        CHECK(read_file(fs::path(dir) / "VI_1.state") == "BACKUP\n");
+    }
+    // The abandoned temporaries are found and removed, nothing else is.
+    auto store = StateStore::open(dir);
+    REQUIRE(store);
+    auto removed = store->remove_stale_temporaries();
+    REQUIRE(removed);
+    CHECK(*removed == 3);
+    CHECK(read_file(fs::path(dir) / "VI_1.state") == "BACKUP\n");
+    REQUIRE(store->write(Kind::instance, "VI_1", State::master));
+    CHECK(read_file(fs::path(dir) / "VI_1.state") == "MASTER\n");
+}
+
+TEST_CASE("state store: a crash after the rename leaves the new state", "[store][crash]") {
+    TempDir tmp;
+    auto dir = tmp.str("state");
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        StoreHooks hooks;
+        hooks.fault_point = [](std::string_view at) {
+            if (at == "state:renamed")
+                ::raise(SIGKILL);
+        };
+        auto store = StateStore::open(dir, hooks);
+        if (store)
+            (void)store->write(Kind::instance, "VI_1", State::master);
+        ::_exit(3);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(read_file(fs::path(dir) / "VI_1.state") == "MASTER\n");
+}
+
+TEST_CASE("state store: a symlink planted at the state path is replaced, not followed", "[store][security]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    write_file(tmp.path() / "victim", "precious\n");
+    fs::create_symlink(tmp.path() / "victim", tmp.path() / "state/VI_1.state");
+    // Reading does not follow it either: no state recorded yet.
+    CHECK(store->read(Kind::instance, "VI_1").value() == std::nullopt);
+    REQUIRE(store->write(Kind::instance, "VI_1", State::master));
+    CHECK(read_file(tmp.path() / "victim") == "precious\n");
+    CHECK_FALSE(fs::is_symlink(tmp.path() / "state/VI_1.state"));
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "MASTER\n");
+}
+
+TEST_CASE("state store: a symlink planted at the temporary name is not followed", "[store][security]") {
+    TempDir tmp;
+    write_file(tmp.path() / "victim", "precious\n");
+    int calls = 0;
+    StoreHooks hooks;
+    hooks.temp_suffix = [&calls] { return ++calls == 1 ? std::string("predicted") : std::string("next"); };
+    auto store = StateStore::open(tmp.str("state"), hooks);
+    REQUIRE(store);
+    fs::create_symlink(tmp.path() / "victim", tmp.path() / "state/.VI_1.state.tmp-predicted");
+    REQUIRE(store->write(Kind::instance, "VI_1", State::backup));
+    CHECK(calls == 2);
+    CHECK(read_file(tmp.path() / "victim") == "precious\n");
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "BACKUP\n");
+    CHECK(fs::is_symlink(tmp.path() / "state/.VI_1.state.tmp-predicted"));
+}
+
+TEST_CASE("state store: the state directory itself must not be a symlink or world-writable", "[store][security]") {
+    TempDir tmp;
+    fs::create_directory(tmp.path() / "real");
+    fs::create_directory_symlink(tmp.path() / "real", tmp.path() / "link");
+    auto via_link = StateStore::open(tmp.str("link"));
+    REQUIRE_FALSE(via_link);
+    CHECK_THAT(via_link.error().message, Catch::Contains("symlink"));
+    fs::create_directory(tmp.path() / "open");
+    ::chmod(tmp.str("open").c_str(), 0777);
+    auto open_dir = StateStore::open(tmp.str("open"));
+    REQUIRE_FALSE(open_dir);
+    CHECK_THAT(open_dir.error().message, Catch::Contains("world-writable"));
+}
+
+TEST_CASE("state store: a file with unknown content reads as no state", "[store]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    write_file(tmp.path() / "state/VI_1.state", "MAST");
+    CHECK(store->read(Kind::instance, "VI_1").value() == std::nullopt);
+    write_file(tmp.path() / "state/VI_1.state", "MASTER_RX_LOWER_PRI\n");
+    CHECK(store->read(Kind::instance, "VI_1").value() == std::nullopt);
+}
+
+TEST_CASE("instance lock: the sequence record round-trips", "[store]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    auto lock = store->lock(Kind::instance, "VI_1");
+    REQUIRE(lock);
+    CHECK(lock->sequence().value() == 0);
+    REQUIRE(lock->set_sequence(18446744073709551615ULL));
+    CHECK(lock->sequence().value() == 18446744073709551615ULL);
+    REQUIRE(lock->set_sequence(7));
+    CHECK(lock->sequence().value() == 7);
+}
