@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// `kanotify fifo` against a real FIFO written the way keepalived writes it:
+// one non-blocking write per line, a line dropped when the pipe is full.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "process.hpp"
+
+using namespace kanotify::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+class FifoReader {
+  public:
+    FifoReader(const TempDir& tmp, std::vector<std::string> env = {}) : tmp_(tmp) {
+        fifo_ = tmp.str("notify.fifo");
+        REQUIRE(::mkfifo(fifo_.c_str(), 0600) == 0);
+        write_file(tmp.path() / "kanotify.toml", "");
+        ::chmod(tmp.str("kanotify.toml").c_str(), 0644);
+        pid_ = spawn({KANOTIFY_BINARY, "fifo", "--config", tmp.str("kanotify.toml"), "--state-dir",
+                      tmp.str("state"), fifo_},
+                     tmp.str("fifo.out"), tmp.str("fifo.err"), env);
+        REQUIRE(pid_ > 0);
+        // keepalived opens the FIFO before starting the reader; opening it
+        // non-blocking for writing succeeds once the reader has it open.
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while ((fd_ = ::open(fifo_.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+            REQUIRE(errno == ENXIO);
+            REQUIRE(std::chrono::steady_clock::now() < deadline);
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+    ~FifoReader() {
+        if (fd_ >= 0)
+            ::close(fd_);
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            (void)wait_status(pid_);
+        }
+    }
+
+    // Like keepalived: one write per line, never blocking; false when dropped.
+    bool write_line(const std::string& line) {
+        auto text = line + "\n";
+        return ::write(fd_, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    }
+
+    // For lines longer than PIPE_BUF, which no single write can carry whole.
+    bool write_all(const std::string& line) {
+        auto text = line + "\n";
+        std::string_view rest = text;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!rest.empty() && std::chrono::steady_clock::now() < deadline) {
+            auto n = ::write(fd_, rest.data(), rest.size());
+            if (n > 0)
+                rest.remove_prefix(static_cast<std::size_t>(n));
+            else
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return rest.empty();
+    }
+
+    void signal(int sig) { ::kill(pid_, sig); }
+
+    int terminate_and_wait(const std::vector<std::string>& after_signal = {}) {
+        ::kill(pid_, SIGTERM);
+        for (const auto& line : after_signal)
+            CHECK(write_line(line));
+        auto status = wait_status(pid_);
+        pid_ = -1;
+        return status;
+    }
+
+    [[nodiscard]] std::string err() const { return read_file(tmp_.path() / "fifo.err"); }
+
+  private:
+    const TempDir& tmp_;
+    std::string fifo_;
+    pid_t pid_ = -1;
+    int fd_ = -1;
+};
+
+std::vector<nlohmann::json> journal(const TempDir& tmp, const std::string& type) {
+    auto r = run(tmp, {KANOTIFY_BINARY, "history", "-n", "0", "--json", "--config", tmp.str("kanotify.toml"),
+                       "--state-dir", tmp.str("state")});
+    REQUIRE(r.status == 0);
+    std::vector<nlohmann::json> out;
+    std::size_t start = 0;
+    while (start < r.out.size()) {
+        auto nl = r.out.find('\n', start);
+        auto entry = nlohmann::json::parse(r.out.substr(start, nl - start));
+        if (entry["type"] == type)
+            out.push_back(entry);
+        start = nl + 1;
+    }
+    return out;
+}
+
+constexpr const char* states[] = {"BACKUP", "MASTER", "FAULT", "BACKUP", "MASTER"};
+
+}  // namespace
+
+TEST_CASE("fifo: a 1000-line burst with slow actions loses no line and keeps the order", "[fifo][burst]") {
+    TempDir tmp;
+    // 1 ms of artificial work per transition: a second of actions per burst.
+    FifoReader reader(tmp, {"KANOTIFY_TEST_ACTION_DELAY_US=1000"});
+    std::vector<std::string> sent;
+    std::size_t dropped = 0;
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 1000; ++i) {
+            auto line = fmt::format("INSTANCE \"VI_{}\" {} {}", i % 50, states[(i / 50 + round) % 5], i % 256);
+            if (reader.write_line(line))
+                sent.push_back(line);
+            else
+                ++dropped;
+        }
+        // The next burst comes while the first is still being dispatched.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK(dropped == 0);
+    // keepalived's final lines arrive after its SIGTERM.
+    std::vector<std::string> final_lines;
+    for (int i = 0; i < 50; ++i)
+        final_lines.push_back(fmt::format("INSTANCE \"VI_{}\" STOP 0", i));
+    CHECK(reader.terminate_and_wait(final_lines) == 0);
+    sent.insert(sent.end(), final_lines.begin(), final_lines.end());
+
+    auto entries = journal(tmp, "transition");
+    REQUIRE(entries.size() == sent.size());
+    std::uint64_t previous_sequence = 0;
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        auto expected = sent[i];
+        auto got = fmt::format("INSTANCE \"{}\" {} {}", entries[i]["name"].get<std::string>(),
+                               entries[i]["state"].get<std::string>(), entries[i]["priority"].get<int>());
+        REQUIRE(got == expected);
+        auto sequence = entries[i]["sequence"].get<std::uint64_t>();
+        CHECK(sequence > previous_sequence);
+        previous_sequence = sequence;
+        CHECK(entries[i]["outcome"] == "applied");
+    }
+    for (int i = 0; i < 50; ++i)
+        CHECK(read_file(tmp.path() / fmt::format("state/VI_{}.state", i)) == "STOP\n");
+}
+
+TEST_CASE("fifo: garbage between valid lines is skipped, every valid line handled", "[fifo][garbage]") {
+    TempDir tmp;
+    FifoReader reader(tmp);
+    std::vector<std::string> garbage{
+        "",
+        "INSTANCE VI_1 MASTER 100",
+        "INSTANCE \"VI_1\" MASTER 300",
+        "INSTANCE \"../../etc/passwd\" MASTER 100",
+        "INSTANCE \"VI_1\" MASTER -1",
+        "INSTANCE \"a;reboot\" BACKUP 1",
+        std::string("INSTANCE \"VI\0_1\" MASTER 1", 25),
+        "\xff\xfe\xfd",
+        std::string(4096, 'G'),
+        std::string(10240, '\x01'),
+    };
+    std::size_t valid = 0;
+    std::string last_state;
+    for (int i = 0; i < 200; ++i) {
+        last_state = states[i % 5];
+        REQUIRE(reader.write_line(fmt::format("INSTANCE \"VI_1\" {} 100", last_state)));
+        ++valid;
+        REQUIRE(reader.write_all(garbage[static_cast<std::size_t>(i) % garbage.size()]));
+    }
+    REQUIRE(reader.write_line("VS [192.0.2.10]:tcp:80 UP"));
+    CHECK(reader.terminate_and_wait() == 0);
+    CHECK(journal(tmp, "transition").size() == valid);
+    CHECK(journal(tmp, "rejected").size() == 200);
+    CHECK(journal(tmp, "checker").size() == 1);
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == last_state + "\n");
+    CHECK_FALSE(fs::exists(tmp.path() / "etc"));
+    CHECK_THAT(reader.err(), Catch::Contains("malformed line skipped"));
+}
+
+TEST_CASE("fifo: SIGTERM ends the reader after the grace period, SIGHUP does not", "[fifo][signals]") {
+    TempDir tmp;
+    FifoReader reader(tmp);
+    REQUIRE(reader.write_line("INSTANCE \"VI_1\" BACKUP 100"));
+    reader.signal(SIGHUP);
+    REQUIRE(reader.write_line("INSTANCE \"VI_1\" MASTER 100"));
+    CHECK(reader.terminate_and_wait({"INSTANCE \"VI_1\" STOP 0"}) == 0);
+    auto entries = journal(tmp, "transition");
+    REQUIRE(entries.size() == 3);
+    CHECK(entries[1]["state"] == "MASTER");
+    CHECK(entries[2]["state"] == "STOP");
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "STOP\n");
+}
+
+TEST_CASE("fifo: a path that is not a FIFO is refused", "[fifo]") {
+    TempDir tmp;
+    write_file(tmp.path() / "kanotify.toml", "");
+    ::chmod(tmp.str("kanotify.toml").c_str(), 0644);
+    write_file(tmp.path() / "plain", "");
+    auto r = run(tmp, {KANOTIFY_BINARY, "fifo", "--config", tmp.str("kanotify.toml"), "--state-dir",
+                       tmp.str("state"), tmp.str("plain")});
+    CHECK(r.status == 64);
+    CHECK_THAT(r.err, Catch::Contains("is not a FIFO"));
+    r = run(tmp, {KANOTIFY_BINARY, "fifo", "--config", tmp.str("kanotify.toml"), "--state-dir", tmp.str("state")});
+    CHECK(r.status == 64);
+}
