@@ -314,28 +314,30 @@ kn_stop_keepalived() {
 	}
 }
 
-# The exact content of FILE (trailing newlines kept), empty if unreadable.
+# Sets KN_CONTENT to the exact content of FILE, trailing newlines included
+# (empty if it cannot be read).
 kn_read_exact() {
-	local c
-	c=$(cat -- "$1" 2>/dev/null && printf x) || c=x
-	printf '%s' "${c%x}"
+	KN_CONTENT=$(cat -- "$1" 2>/dev/null && printf x) || KN_CONTENT=x
+	KN_CONTENT=${KN_CONTENT%x}
 }
 
 # Polls FILE every 50 ms until its content is exactly EXPECTED followed by a
-# newline, at most TIMEOUT_MS. Sets KN_SEEN to the last content seen (without
-# its final newline) and KN_WAITED_MS to the time waited.
+# newline, at most TIMEOUT_MS. Sets KN_WAITED_MS to the time waited and, on a
+# timeout, KN_SEEN to what was last found (shell-quoted, so that a missing or
+# extra newline shows).
 kn_wait_content() {
 	local file=$1 expected=$2 timeout=$3 start c
 	start=$(kn_now_us)
 	while :; do
-		c=$(kn_read_exact "$file")
+		kn_read_exact "$file"
+		c=$KN_CONTENT
 		KN_WAITED_MS=$(kn_ms_since "$start")
 		if [ "$c" = "$expected"$'\n' ]; then
 			KN_SEEN=$expected
 			return 0
 		fi
 		if ((KN_WAITED_MS >= timeout)); then
-			if [ -e "$file" ]; then KN_SEEN=${c%$'\n'}; else KN_SEEN="(no file $file)"; fi
+			if [ -e "$file" ]; then KN_SEEN="content $(printf '%q' "$c")"; else KN_SEEN="no file $file"; fi
 			KN_ERROR="$file: expected '$expected' within $timeout ms, found '$KN_SEEN'"
 			return 1
 		fi

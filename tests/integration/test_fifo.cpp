@@ -172,7 +172,7 @@ TEST_CASE("fifo: garbage between valid lines is skipped, every valid line handle
     std::string last_state;
     for (int i = 0; i < 200; ++i) {
         last_state = states[i % 5];
-        REQUIRE(reader.write_line(fmt::format("INSTANCE \"VI_1\" {} 100", last_state)));
+        REQUIRE(reader.write_all(fmt::format("INSTANCE \"VI_1\" {} 100", last_state)));
         ++valid;
         REQUIRE(reader.write_all(garbage[static_cast<std::size_t>(i) % garbage.size()]));
     }
