@@ -100,6 +100,9 @@ struct Config {
     [[nodiscard]] const InstanceSettings& for_instance(const std::string& name) const;
 };
 
+// Namespace, interface and addresses are what they claim to be.
+[[nodiscard]] Result<void> validate_instance_settings(const InstanceSettings& settings);
+
 // Parse TOML text; `origin` names it in messages.
 [[nodiscard]] Result<Config> parse_config(std::string_view text, const std::string& origin);
 

@@ -30,14 +30,15 @@ struct Outcome {
     std::optional<State> previous;  // the recorded state before this event
     bool written = false;           // the state file was replaced
     std::string reason;             // why stale or failed
+    std::string note;               // anything else worth keeping (e.g. not reconciled)
 };
 
-struct StoreHooks;  // test seams, see state_store.hpp
+struct Seams;  // test seams, see seams.hpp
 
 class Dispatcher {
   public:
     [[nodiscard]] static Result<Dispatcher> open(const Config& config);
-    [[nodiscard]] static Result<Dispatcher> open(const Config& config, const StoreHooks& hooks);
+    [[nodiscard]] static Result<Dispatcher> open(const Config& config, const Seams& seams);
     Dispatcher(Dispatcher&&) noexcept;
     Dispatcher& operator=(Dispatcher&&) noexcept;
     ~Dispatcher();

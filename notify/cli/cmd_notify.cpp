@@ -26,9 +26,10 @@ std::string joined(int argc, char** argv) {
 void log_outcome(const Event& event, const Outcome& outcome) {
     auto previous = outcome.previous ? std::string(to_string(*outcome.previous)) : std::string("none");
     auto level = outcome.status == Status::failed ? Level::error : Level::info;
-    auto message = fmt::format("{} {}: {} -> {} ({}{}{})", to_string(event.kind), event.name, previous,
+    auto message = fmt::format("{} {}: {} -> {} ({}{}{}){}{}", to_string(event.kind), event.name, previous,
                                to_string(event.state), to_string(outcome.status),
-                               outcome.reason.empty() ? "" : ": ", outcome.reason);
+                               outcome.reason.empty() ? "" : ": ", outcome.reason,
+                               outcome.note.empty() ? "" : "; ", outcome.note);
     logger().log(level, message,
                  {{"KANOTIFY_INSTANCE", event.name},
                   {"KANOTIFY_KIND", std::string(to_string(event.kind))},
@@ -58,6 +59,15 @@ int run_notify(int argc, char** argv) {
     app.add_option("--priority", flags.priority, "priority 0-255 (explicit form, optional)");
     app.add_option("--sequence", sequence,
                    "ordering stamp of this transition when the caller knows it (older ones are not applied)");
+    std::optional<std::string> netns, interface;
+    std::vector<std::string> addresses;
+    app.add_option("--namespace", netns, "the instance's network namespace (name under /run/netns, or a path)");
+    app.add_option("--interface", interface, "the instance's interface");
+    app.add_option("--address", addresses,
+                   "an address of the instance (repeatable); where set, a transition the interface contradicts "
+                   "is journalled as stale")
+        ->take_last()
+        ->allow_extra_args(false);
     app.add_option("words", words, "TYPE NAME STATE PRIORITY, as keepalived's generic notify appends them");
     if (auto code = parse(app, argc, argv))
         return *code;
@@ -92,6 +102,25 @@ int run_notify(int argc, char** argv) {
         return report(dispatcher.error());
     event->source = Source::argv;
     event->sequence = sequence;
+    if (netns || interface || !addresses.empty()) {
+        auto [it, inserted] = config->instances.try_emplace(event->name, config->defaults);
+        if (netns)
+            it->second.netns = *netns;
+        if (interface)
+            it->second.interface = *interface;
+        if (!addresses.empty())
+            it->second.addresses = addresses;
+        if (auto ok = validate_instance_settings(it->second); !ok) {
+            if (dispatcher)
+                (void)dispatcher->journal(
+                    {rejected_entry(Source::argv, joined(argc, argv), ok.error(), event->time_usec)});
+            return report(ok.error());
+        }
+        // The dispatcher was opened with the file's settings; reopen with the flags'.
+        dispatcher = Dispatcher::open(*config);
+        if (!dispatcher)
+            return report(dispatcher.error());
+    }
 
     auto outcomes = dispatcher->handle(std::span<const Event>(&*event, 1));
     if (!outcomes)

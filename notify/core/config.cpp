@@ -16,6 +16,8 @@
 #include <toml++/toml.h>
 
 #include "kanotify/event.hpp"
+#include "ip_address.hpp"
+#include "netns.hpp"
 #include "unique_fd.hpp"
 
 namespace kanotify {
@@ -236,7 +238,7 @@ Result<bool> read_shared_table(const TableReader& r, const std::string& k, const
 
 Result<void> read_instance(const toml::table& t, const std::string& where, InstanceSettings& s) {
     TableReader r(t, where);
-    return r.each([&](const std::string& k, const toml::node& n) -> Result<bool> {
+    auto read = r.each([&](const std::string& k, const toml::node& n) -> Result<bool> {
         if (k == "namespace") return r.read(k, n, s.netns);
         if (k == "interface") return r.read(k, n, s.interface);
         if (k == "addresses") return r.read(k, n, s.addresses);
@@ -245,6 +247,11 @@ Result<void> read_instance(const toml::table& t, const std::string& where, Insta
         if (k == "target") return r.read(k, n, s.target);
         return read_shared_table(r, k, n, s);
     });
+    if (!read)
+        return read;
+    if (auto ok = validate_instance_settings(s); !ok)
+        return make_error(ErrorKind::config, fmt::format("{}: {}", where, ok.error().message));
+    return {};
 }
 
 Result<void> read_top(const toml::table& t, const std::string& origin, Config& c) {
@@ -328,6 +335,19 @@ Result<void> read_top(const toml::table& t, const std::string& origin, Config& c
 }
 
 }  // namespace
+
+Result<void> validate_instance_settings(const InstanceSettings& settings) {
+    if (!settings.netns.empty())
+        if (auto ok = validate_netns(settings.netns); !ok)
+            return ok;
+    if (!settings.interface.empty())
+        if (auto ok = validate_interface(settings.interface); !ok)
+            return ok;
+    for (const auto& address : settings.addresses)
+        if (auto ok = parse_ip_address(address); !ok)
+            return tl::unexpected(ok.error());
+    return {};
+}
 
 const InstanceSettings& Config::for_instance(const std::string& name) const {
     auto it = instances.find(name);

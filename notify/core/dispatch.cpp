@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "journal.hpp"
+#include "reconcile.hpp"
+#include "seams.hpp"
 #include "state_store.hpp"
 
 namespace kanotify {
@@ -101,6 +103,8 @@ std::string journal_line(const Event& event, const Outcome& outcome) {
     entry["actions"] = actions;
     if (!outcome.reason.empty())
         entry["reason"] = outcome.reason;
+    if (!outcome.note.empty())
+        entry["note"] = outcome.note;
     return dump(entry);
 }
 
@@ -108,14 +112,38 @@ struct Dispatcher::Impl {
     Config config;
     StateStore store;
     Journal journal;
+    AddressLister addresses;
 
-    Impl(Config c, StateStore s) : config(std::move(c)), store(std::move(s)), journal(store, config.journal) {}
+    Impl(Config c, StateStore s, AddressLister a)
+        : config(std::move(c)), store(std::move(s)), journal(store, config.journal), addresses(std::move(a)) {
+        if (!addresses)
+            addresses = list_addresses;
+    }
     Impl(const Impl&) = delete;
     Impl& operator=(const Impl&) = delete;
 
+    void reconcile_all(std::span<const Event> events, const InstanceWork& work, std::vector<Outcome>& outcomes) const;
     void plan(std::span<const Event> events, InstanceWork& work, std::vector<Outcome>& outcomes) const;
     void commit_chunk(std::map<Key, InstanceWork>& chunk) const;
 };
+
+// Under the instance lock, so the kernel's view cannot change between our
+// look and our write because of another invocation for this instance.
+void Dispatcher::Impl::reconcile_all(std::span<const Event> events, const InstanceWork& work,
+                                     std::vector<Outcome>& outcomes) const {
+    for (auto index : work.events) {
+        const auto& event = events[index];
+        const auto& settings = config.for_instance(event.name);
+        if (!needs_reconciliation(event, settings))
+            continue;
+        auto verdict = reconcile(event, settings, addresses);
+        outcomes[index].note = verdict.note;
+        if (verdict.contradiction) {
+            outcomes[index].status = Status::stale;
+            outcomes[index].reason = *verdict.contradiction;
+        }
+    }
+}
 
 void Dispatcher::Impl::plan(std::span<const Event> events, InstanceWork& work, std::vector<Outcome>& outcomes) const {
     work.current = work.on_disk;
@@ -124,6 +152,8 @@ void Dispatcher::Impl::plan(std::span<const Event> events, InstanceWork& work, s
         const auto& event = events[index];
         auto& outcome = outcomes[index];
         outcome.previous = work.current;
+        if (outcome.status == Status::stale)  // contradicted by the interface
+            continue;
         // Sequence 0 means the front-end cannot know the order (plain argv):
         // applied as it comes. Otherwise an older one lost a race.
         if (event.sequence != 0 && event.sequence < work.new_sequence) {
@@ -200,14 +230,14 @@ Dispatcher& Dispatcher::operator=(Dispatcher&&) noexcept = default;
 Dispatcher::~Dispatcher() = default;
 
 Result<Dispatcher> Dispatcher::open(const Config& config) {
-    return open(config, StoreHooks{});
+    return open(config, Seams{});
 }
 
-Result<Dispatcher> Dispatcher::open(const Config& config, const StoreHooks& hooks) {
-    auto store = StateStore::open(config.state_dir, hooks);
+Result<Dispatcher> Dispatcher::open(const Config& config, const Seams& seams) {
+    auto store = StateStore::open(config.state_dir, seams.store);
     if (!store)
         return tl::unexpected(store.error());
-    return Dispatcher(std::make_unique<Impl>(config, std::move(*store)));
+    return Dispatcher(std::make_unique<Impl>(config, std::move(*store), seams.addresses));
 }
 
 const std::string& Dispatcher::state_dir() const {
@@ -243,8 +273,10 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
                 else
                     work.failure = on_disk.error().describe();
             }
-            if (work.failure.empty())
+            if (work.failure.empty()) {
+                impl_->reconcile_all(events, work, outcomes);
                 impl_->plan(events, work, outcomes);
+            }
             chunk.emplace(it->first, std::move(work));
         }
         impl_->commit_chunk(chunk);

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "netns.hpp"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "kanotify/event.hpp"
+
+namespace kanotify {
+
+Result<void> validate_netns(const std::string& netns) {
+    if (netns.empty() || netns.size() > 255 || netns.find('\0') != std::string::npos)
+        return make_error(ErrorKind::invalid, fmt::format("namespace {} is empty or too long", quote(netns)));
+    if (netns.front() == '/') {
+        if (netns.find("/../") != std::string::npos || netns.ends_with("/.."))
+            return make_error(ErrorKind::invalid, fmt::format("namespace path {} contains \"..\"", quote(netns)));
+        return {};
+    }
+    for (char c : netns) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                  c == '.' || c == ':' || c == '-';
+        if (!ok)
+            return make_error(ErrorKind::invalid,
+                              fmt::format("namespace {} contains {}: a name under /run/netns is made of "
+                                          "A-Z a-z 0-9 _ . : - (or give an absolute path)",
+                                          quote(netns), quote(std::string_view(&c, 1))));
+    }
+    if (netns == "." || netns == "..")
+        return make_error(ErrorKind::invalid, fmt::format("namespace {} is not a name", quote(netns)));
+    return {};
+}
+
+Result<void> validate_interface(const std::string& name) {
+    if (name.empty() || name.size() >= IFNAMSIZ)
+        return make_error(ErrorKind::invalid,
+                          fmt::format("interface {} must be 1 to {} bytes long", quote(name), IFNAMSIZ - 1));
+    if (name == "." || name == "..")
+        return make_error(ErrorKind::invalid, fmt::format("interface {} is not a name", quote(name)));
+    for (char c : name) {
+        auto u = static_cast<unsigned char>(c);
+        if (c == '/' || c == ':' || u <= 0x20 || u >= 0x7f)
+            return make_error(ErrorKind::invalid, fmt::format("interface {} contains {}", quote(name),
+                                                              quote(std::string_view(&c, 1))));
+    }
+    return {};
+}
+
+Result<UniqueFd> socket_in_netns(const std::string& netns, int domain, int type, int protocol) {
+    if (netns.empty()) {
+        UniqueFd fd(::socket(domain, type | SOCK_CLOEXEC, protocol));
+        if (!fd)
+            return system_error("cannot create a socket", errno);
+        return fd;
+    }
+    if (auto ok = validate_netns(netns); !ok)
+        return tl::unexpected(ok.error());
+    auto path = netns.front() == '/' ? netns : "/run/netns/" + netns;
+    UniqueFd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!target)
+        return system_error(fmt::format("cannot open network namespace {}", quote(path)), errno);
+    UniqueFd own(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+    if (!own)
+        return system_error("cannot open our own network namespace", errno);
+    if (::setns(target.get(), CLONE_NEWNET) != 0)
+        return system_error(fmt::format("cannot enter network namespace {}", quote(path)), errno);
+    // A socket belongs to the namespace it was created in, for its lifetime.
+    UniqueFd fd(::socket(domain, type | SOCK_CLOEXEC, protocol));
+    int socket_errno = errno;
+    if (::setns(own.get(), CLONE_NEWNET) != 0) {
+        // Staying in the wrong namespace would misdirect everything after
+        // this; there is no safe way to continue.
+        std::abort();
+    }
+    if (!fd)
+        return system_error(fmt::format("cannot create a socket in network namespace {}", quote(path)), socket_errno);
+    return fd;
+}
+
+}  // namespace kanotify

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Network namespaces by name (/run/netns/NAME, as `ip netns` makes them) or
+// by path, and descriptors created inside one while the process stays in
+// its own namespace for everything else (files, D-Bus, the journal).
+#pragma once
+
+#include <string>
+
+#include "kanotify/error.hpp"
+#include "unique_fd.hpp"
+
+namespace kanotify {
+
+// A name: 1-255 bytes of [A-Za-z0-9_.:-], not "." or ".."; or an absolute path.
+[[nodiscard]] Result<void> validate_netns(const std::string& netns);
+// An interface name: shorter than IFNAMSIZ, no '/', no whitespace, not "." or "..".
+[[nodiscard]] Result<void> validate_interface(const std::string& name);
+
+// socket(domain, type, protocol) created inside `netns` ("" = our own);
+// the calling thread is back in its own namespace when this returns.
+[[nodiscard]] Result<UniqueFd> socket_in_netns(const std::string& netns, int domain, int type, int protocol);
+
+}  // namespace kanotify

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The addresses configured on a namespace's interfaces, read with one
+// rtnetlink dump. The decoder is a pure function over received bytes.
+//
+// Why raw rtnetlink and not libnl here: the argv front-end is a fresh
+// process per transition, and linking libnl-route loads it (and libnl-3)
+// into every invocation, configured addresses or not. Two fixed dumps with
+// bounds-checked attribute walking are a few dozen lines.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "ip_address.hpp"
+#include "kanotify/error.hpp"
+
+namespace kanotify {
+
+struct KernelAddress {
+    int ifindex = 0;
+    std::string ifname;  // filled from the link dump
+    IpAddress address;
+    std::uint32_t flags = 0;  // IFA_F_*
+};
+
+struct DumpProgress {
+    bool done = false;          // NLMSG_DONE seen
+    bool interrupted = false;   // NLM_F_DUMP_INTR: the table changed during the dump
+};
+
+// Decodes one recv() worth of RTM_NEWADDR messages, appending to `out`.
+[[nodiscard]] Result<DumpProgress> decode_address_dump(std::span<const std::uint8_t> bytes,
+                                                       std::vector<KernelAddress>& out);
+// Decodes RTM_NEWLINK messages into (index, name) pairs.
+[[nodiscard]] Result<DumpProgress> decode_link_dump(std::span<const std::uint8_t> bytes,
+                                                    std::vector<std::pair<int, std::string>>& out);
+
+// Every address in `netns` ("" = ours), with interface names.
+[[nodiscard]] Result<std::vector<KernelAddress>> list_addresses(const std::string& netns);
+
+}  // namespace kanotify
