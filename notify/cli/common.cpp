@@ -48,6 +48,9 @@ Result<Config> load(const GlobalOptions& options) {
     auto level = parse_level(config->log_level).value_or(Level::info);
     if (auto ok = logger().configure(level, config->log_file); !ok)
         return tl::unexpected(ok.error());
+    for (const auto& setting : config->not_yet_acted_on)
+        logger().log(Level::warning, fmt::format("{}: {} is read but this version of kanotify does not act on it",
+                                                 config->source_path, setting));
     return config;
 }
 

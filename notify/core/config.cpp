@@ -254,8 +254,27 @@ Result<void> read_instance(const toml::table& t, const std::string& where, Insta
     return {};
 }
 
+// Tables whose actions this version does not perform yet: read, validated,
+// and reported, never silently ignored.
+constexpr std::string_view future_tables[] = {"garp", "dbus", "socket", "conntrackd", "hooks", "systemd", "metrics"};
+constexpr std::string_view future_instance_keys[] = {"router_id", "units", "target"};
+
+void note_future(const toml::table& t, const std::string& where, std::vector<std::string>& out) {
+    for (auto key : future_tables)
+        if (t.contains(key))
+            out.push_back(fmt::format("{}[{}]", where, key));
+    for (auto key : future_instance_keys)
+        if (t.contains(key))
+            out.push_back(fmt::format("{}{}", where, key));
+}
+
 Result<void> read_top(const toml::table& t, const std::string& origin, Config& c) {
     TableReader r(t, origin);
+    note_future(t, "", c.not_yet_acted_on);
+    if (const auto* instances = t["instance"].as_table())
+        for (const auto& [key, node] : *instances)
+            if (const auto* table = node.as_table())
+                note_future(*table, fmt::format("instance.{} ", key.str()), c.not_yet_acted_on);
     // Instances inherit the global tables, so read those first.
     if (auto ok = r.each([&](const std::string& k, const toml::node& n) -> Result<bool> {
             if (k == "instance")

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "kanotify/config.hpp"
@@ -120,6 +121,12 @@ TEST_CASE("config: every documented key is read", "[config]") {
     CHECK(vi1.dbus.destination == "org.example.Agent");
     // An instance without a table gets the global settings.
     CHECK(config->for_instance("VI_2").garp.count == 3);
+    // What this version reads but does not act on yet is listed, not hidden.
+    const auto& later = config->not_yet_acted_on;
+    for (const char* setting : {"[garp]", "[dbus]", "[socket]", "[hooks]", "instance.VI_1 units",
+                                "instance.VI_1 [garp]"})
+        CHECK(std::find(later.begin(), later.end(), setting) != later.end());
+    CHECK(parse_config("state_dir = \"/x\"\n[journal]\nkeep = 2\n", "t")->not_yet_acted_on.empty());
 }
 
 TEST_CASE("config: an empty file gives the documented defaults", "[config]") {
