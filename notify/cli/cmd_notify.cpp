@@ -66,7 +66,6 @@ int run_notify(int argc, char** argv) {
     app.add_option("--address", addresses,
                    "an address of the instance (repeatable); where set, a transition the interface contradicts "
                    "is journalled as stale")
-        ->take_last()
         ->allow_extra_args(false);
     app.add_option("words", words, "TYPE NAME STATE PRIORITY, as keepalived's generic notify appends them");
     if (auto code = parse(app, argc, argv))

@@ -188,10 +188,11 @@ void Dispatcher::Impl::commit_chunk(std::map<Key, InstanceWork>& chunk) const {
     for (auto& [key, work] : chunk) {
         if (!work.failure.empty() || work.new_sequence == work.recorded_sequence)
             continue;
+        // Not synced on its own: the record only has to outlive the
+        // processes that could still deliver older events, and a crash of
+        // the machine takes those with it.
         if (auto ok = work.lock.set_sequence(work.new_sequence); !ok)
             work.failure = ok.error().describe();
-        else if (per_file && ::fdatasync(work.lock.fd()) != 0)
-            work.failure = fmt::format("cannot sync the sequence record: {}", std::strerror(errno));
     }
     if (per_file) {
         for (auto& [key, work] : chunk)
@@ -204,7 +205,7 @@ void Dispatcher::Impl::commit_chunk(std::map<Key, InstanceWork>& chunk) const {
                 if (work.staged)
                     work.failure = ok.error().describe();
     }
-    bool renamed = false;
+    bool renamed_instance = false, renamed_group = false;
     for (auto& [key, work] : chunk) {
         if (!work.staged)
             continue;
@@ -215,10 +216,10 @@ void Dispatcher::Impl::commit_chunk(std::map<Key, InstanceWork>& chunk) const {
         if (auto ok = store.commit(*work.staged); !ok)
             work.failure = ok.error().describe();
         else
-            renamed = true;
+            (key.first == Kind::group ? renamed_group : renamed_instance) = true;
     }
-    if (renamed)
-        if (auto ok = store.sync_directories(); !ok)
+    if (renamed_instance || renamed_group)
+        if (auto ok = store.sync_directories(renamed_instance, renamed_group); !ok)
             for (auto& [key, work] : chunk)
                 if (work.staged && work.failure.empty())
                     work.failure = ok.error().describe();

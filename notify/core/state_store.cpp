@@ -245,8 +245,8 @@ Result<void> StateStore::commit(StagedState& staged) const {
     return {};
 }
 
-Result<void> StateStore::sync_directories() const {
-    if (::fsync(dir_.get()) != 0 || ::fsync(group_.get()) != 0)
+Result<void> StateStore::sync_directories(bool instances, bool groups) const {
+    if ((instances && ::fsync(dir_.get()) != 0) || (groups && ::fsync(group_.get()) != 0))
         return system_error(fmt::format("cannot sync directory {}", quote(path_)), errno);
     fault("state:dir-synced");
     return {};

@@ -82,7 +82,7 @@ class StateStore {
     [[nodiscard]] Result<StagedState> stage(Kind kind, const std::string& name, State state) const;
     [[nodiscard]] Result<void> sync_filesystem() const;
     [[nodiscard]] Result<void> commit(StagedState& staged) const;
-    [[nodiscard]] Result<void> sync_directories() const;
+    [[nodiscard]] Result<void> sync_directories(bool instances, bool groups) const;
     void discard(StagedState& staged) const noexcept;
 
     [[nodiscard]] Result<std::vector<StoredState>> list() const;
