@@ -25,6 +25,8 @@ void add_global_options(CLI::App& app, GlobalOptions& options) {
     app.add_option("--state-dir", options.state_dir, "state directory (default /var/lib/kanotify)");
     app.add_option("--log-file", options.log_file, "also append log lines to this file");
     app.add_flag("--debug", options.debug, "log debug messages");
+    app.add_option("--log-target", options.log_target, "auto (journald unless stderr is a terminal), journal, stderr")
+        ->check(CLI::IsMember({"auto", "journal", "stderr"}));
     app.set_version_flag("--version", "kanotify " KANOTIFY_VERSION);
 }
 
@@ -45,6 +47,10 @@ Result<Config> load(const GlobalOptions& options) {
         config->log_file = *options.log_file;
     if (options.debug)
         config->log_level = "debug";
+    if (options.log_target == "journal")
+        logger().set_target(Logger::Target::journal);
+    else if (options.log_target == "stderr")
+        logger().set_target(Logger::Target::stderr_only);
     auto level = parse_level(config->log_level).value_or(Level::info);
     if (auto ok = logger().configure(level, config->log_file); !ok)
         return tl::unexpected(ok.error());
@@ -56,9 +62,10 @@ Result<Config> load(const GlobalOptions& options) {
 
 int report(const Error& error) {
     logger().log(Level::error, error.describe(), {}, message_id::failure);
-    // A usage or configuration mistake is for whoever typed the command,
-    // even when the log goes to journald.
-    if (logger().to_journal() && (error.kind == ErrorKind::usage || error.kind == ErrorKind::config))
+    // A refused invocation is told to its caller too, even when the log
+    // goes to journald.
+    if (logger().to_journal() &&
+        (error.kind == ErrorKind::usage || error.kind == ErrorKind::config || error.kind == ErrorKind::invalid))
         std::cerr << "kanotify: " << error.describe() << '\n';
     return exit_code_for(error.kind);
 }

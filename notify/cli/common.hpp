@@ -18,6 +18,7 @@ struct GlobalOptions {
     std::optional<std::string> state_dir;
     std::optional<std::string> log_file;
     bool debug = false;
+    std::string log_target = "auto";
 };
 
 void add_global_options(CLI::App& app, GlobalOptions& options);

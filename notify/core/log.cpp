@@ -86,19 +86,31 @@ std::optional<Level> parse_level(std::string_view name) noexcept {
 Logger::Logger() {
     // journald only when stderr is not a terminal: someone typing a command
     // wants to see its messages.
-    if (::isatty(STDERR_FILENO))
-        return;
+    if (!::isatty(STDERR_FILENO))
+        journal_fd_ = connect_journal();
+}
+
+int Logger::connect_journal() {
     int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return;
+        return -1;
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     std::strncpy(address.sun_path, journal_socket, sizeof address.sun_path - 1);
     if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
         ::close(fd);
-        return;
+        return -1;
     }
-    journal_fd_ = fd;
+    return fd;
+}
+
+void Logger::set_target(Target target) {
+    if (target == Target::stderr_only && journal_fd_ >= 0) {
+        ::close(journal_fd_);
+        journal_fd_ = -1;
+    } else if (target == Target::journal && journal_fd_ < 0) {
+        journal_fd_ = connect_journal();
+    }
 }
 
 Logger::~Logger() {

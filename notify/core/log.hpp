@@ -37,6 +37,10 @@ class Logger {
     [[nodiscard]] Level level() const noexcept { return level_; }
     [[nodiscard]] bool to_journal() const noexcept { return journal_fd_ >= 0; }
 
+    // auto: journald when it runs and stderr is not a terminal.
+    enum class Target { automatic, journal, stderr_only };
+    void set_target(Target target);
+
     static Logger& instance();
 
     Logger(const Logger&) = delete;
@@ -45,6 +49,7 @@ class Logger {
 
   private:
     Logger();
+    static int connect_journal();
     void to_journald(Level level, std::string_view message, std::initializer_list<Field> fields, std::string_view id);
 
     Level level_ = Level::info;

@@ -28,7 +28,7 @@ class FifoReader {
         REQUIRE(::mkfifo(fifo_.c_str(), 0600) == 0);
         write_file(tmp.path() / "kanotify.toml", "");
         ::chmod(tmp.str("kanotify.toml").c_str(), 0644);
-        pid_ = spawn({KANOTIFY_BINARY, "fifo", "--config", tmp.str("kanotify.toml"), "--state-dir",
+        pid_ = spawn({KANOTIFY_BINARY, "fifo", "--log-target", "stderr", "--config", tmp.str("kanotify.toml"), "--state-dir",
                       tmp.str("state"), fifo_},
                      tmp.str("fifo.out"), tmp.str("fifo.err"), env);
         REQUIRE(pid_ > 0);
