@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the KN_ globals are read by the sourcing scripts
 #
 # Shared by scripts/demo.sh and tests/e2e/failover.sh: a two-node VRRP
 # set-up, each node a network namespace running its own keepalived, joined by
@@ -147,10 +147,10 @@ kn_prepare_binary() {
 	*[[:space:]\"\'\\]*) ;;
 	*) if kn_path_secure "$KN_BIN"; then return 0; fi ;;
 	esac
-	mkdir -p "$KN_RUN/bin" && cp -- "$KN_BIN" "$KN_RUN/bin/kanotify" || {
+	if ! { mkdir -p "$KN_RUN/bin" && cp -- "$KN_BIN" "$KN_RUN/bin/kanotify"; }; then
 		KN_ERROR="cannot copy $bin into $KN_RUN/bin"
 		return 1
-	}
+	fi
 	KN_BIN="$KN_RUN/bin/kanotify"
 	chmod 0755 "$KN_BIN"
 	if ! kn_path_secure "$KN_BIN"; then
@@ -360,6 +360,13 @@ kn_wait_vip() {
 		sleep 0.05
 		waited=$((waited + 50))
 	done
+}
+
+# True if keepalived of node logged that its notify FIFO script (the
+# kanotify FIFO reader) exited. keepalived never restarts it, so every later
+# transition of that node goes unrecorded.
+kn_fifo_reader_died() {
+	grep -q 'notify fifo script terminated' "$(kn_ka_log "$1")" 2>/dev/null
 }
 
 # kanotify's own commands against a node's state directory.

@@ -20,7 +20,7 @@ usage() {
 [ $# -eq 1 ] || usage
 bin=$1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../../scripts/lib/netns.sh
+# shellcheck source-path=SCRIPTDIR source=../../scripts/lib/netns.sh
 source "$here/../../scripts/lib/netns.sh"
 
 skip() {
@@ -78,7 +78,7 @@ json_valid() {
 		value:string | value:scalar | value_or_close:string | value_or_close:scalar)
 			state=after ;;
 		key_or_close:string | key:string)
-			state=colon
+			state="colon"
 			continue ;;
 		colon::)
 			state=value
@@ -131,7 +131,8 @@ check_journal() {
 	shift
 	local expected="$*" found="" out line n state prev want_prev waited=0 bad=""
 	while :; do
-		out=$(kn_history "$node" --json -n 0 2>&1) || fail "kanotify history --json for node $node exited non-zero" "exit 0" "$out"
+		out=$(kn_history "$node" --json -n 0 2>"$KN_RUN/history.err") ||
+			fail "kanotify history --json for node $node exited non-zero" "exit 0" "$(cat "$KN_RUN/history.err")"
 		found=""
 		bad=""
 		want_prev=null
@@ -139,7 +140,9 @@ check_journal() {
 		while IFS= read -r line; do
 			[ -n "$line" ] || continue
 			n=$((n + 1))
-			[[ $line == \{* ]] && json_valid "$line" || fail "node $node journal line $n is not valid JSON" "a JSON object" "$line"
+			if [[ $line != \{* ]] || ! json_valid "$line"; then
+				fail "node $node journal line $n is not valid JSON" "a JSON object" "$line"
+			fi
 			[ "$(json_field "$line" type)" = transition ] || continue
 			[ "$(json_field "$line" name)" = "$KN_INSTANCE" ] || continue
 			state=$(json_field "$line" state)
@@ -162,7 +165,7 @@ check_journal() {
 	[ "$found" = "$expected" ] ||
 		fail "node $node journal: the transitions of $KN_INSTANCE" "$expected" "${found:-(none)}"
 	[ -z "$bad" ] || fail "node $node journal: entries for $KN_INSTANCE" "outcome applied, previous chained" "$bad"
-	pass "node $node journal: $KN_INSTANCE went $(echo "$expected" | sed 's/ / -> /g'), $n valid JSON lines, all applied"
+	pass "node $node journal: $KN_INSTANCE went ${expected// / -> }, $n valid JSON lines, all applied"
 }
 
 # keepalived logs these when it disables or distrusts a script.
@@ -200,12 +203,19 @@ pass "keepalived ran both scripts without script-security complaints"
 # Failover.
 t0=$(kn_now_us)
 kn_signal_keepalived a || fail "SIGTERM to keepalived of node a: $KN_ERROR"
-kn_wait_content "$(kn_state_file b)" MASTER "$FAILOVER_TIMEOUT" ||
+if ! kn_wait_content "$(kn_state_file b)" MASTER "$FAILOVER_TIMEOUT"; then
+	kn_fifo_reader_died b && echo "note: keepalived of node b logged that its FIFO reader exited"
 	fail "node b state file within $FAILOVER_TIMEOUT ms of SIGTERM to node a's keepalived" "MASTER" "$KN_SEEN"
+fi
 failover_ms=$(kn_ms_since "$t0")
 pass "failover: node b MASTER $(kn_fmt_ms "$failover_ms") after SIGTERM to node a's keepalived"
 kn_wait_vip b 1 1000 || fail "VIP on node b after failover" "present" "absent"
 pass "VIP $KN_VIP moved to node b"
+if kn_fifo_reader_died b; then
+	fail "node b's FIFO reader while keepalived runs" "still running (keepalived never restarts it)" \
+		"$(grep 'notify fifo script terminated' "$(kn_ka_log b)")"
+fi
+pass "node b's FIFO reader still runs"
 
 kn_wait_exit "${KN_KA_PID[a]}" "$EXIT_TIMEOUT" || fail "keepalived of node a exits after SIGTERM" "exited within $EXIT_TIMEOUT ms" "still running"
 kn_wait_content "$(kn_state_file a)" STOP "$RECORD_TIMEOUT" ||
