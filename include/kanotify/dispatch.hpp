@@ -4,6 +4,7 @@
 // one journal line per event with every outcome.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -31,6 +32,12 @@ struct Outcome {
     bool written = false;           // the state file was replaced
     std::string reason;             // why stale or failed
     std::string note;               // anything else worth keeping (e.g. not reconciled)
+    bool undelivered = false;       // a consumer stayed unreachable: kept pending
+};
+
+struct FlushReport {
+    std::size_t delivered = 0;
+    std::size_t remaining = 0;  // still pending (consumer unreachable, or instance busy)
 };
 
 struct Seams;  // test seams, see seams.hpp
@@ -53,6 +60,12 @@ class Dispatcher {
 
     // Journals notes on their own (an invocation that could not be parsed).
     [[nodiscard]] Result<void> journal(std::vector<std::string> notes);
+
+    // Delivers pending deliveries, oldest first, with the sinks' retries.
+    [[nodiscard]] Result<FlushReport> flush();
+
+    // Instance key ("instance:VI_1") -> sinks with a pending delivery.
+    [[nodiscard]] std::map<std::string, std::vector<std::string>> pending() const;
 
     // Removes temporaries a crash left behind; done by long-running readers at start.
     [[nodiscard]] Result<std::size_t> clean_up();

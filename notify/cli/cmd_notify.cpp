@@ -59,7 +59,7 @@ int run_notify(int argc, char** argv) {
     app.add_option("--priority", flags.priority, "priority 0-255 (explicit form, optional)");
     app.add_option("--sequence", sequence,
                    "ordering stamp of this transition when the caller knows it (older ones are not applied)");
-    std::optional<std::string> netns, interface;
+    std::optional<std::string> netns, interface, router_id;
     std::vector<std::string> addresses;
     app.add_option("--namespace", netns, "the instance's network namespace (name under /run/netns, or a path)");
     app.add_option("--interface", interface, "the instance's interface");
@@ -67,6 +67,7 @@ int run_notify(int argc, char** argv) {
                    "an address of the instance (repeatable); where set, a transition the interface contradicts "
                    "is journalled as stale")
         ->allow_extra_args(false);
+    app.add_option("--router-id", router_id, "neutron router id: adds neutron's headers to socket deliveries");
     app.add_option("words", words, "TYPE NAME STATE PRIORITY, as keepalived's generic notify appends them");
     if (auto code = parse(app, argc, argv))
         return *code;
@@ -101,7 +102,7 @@ int run_notify(int argc, char** argv) {
         return report(dispatcher.error());
     event->source = Source::argv;
     event->sequence = sequence;
-    if (netns || interface || !addresses.empty()) {
+    if (netns || interface || !addresses.empty() || router_id) {
         auto [it, inserted] = config->instances.try_emplace(event->name, config->defaults);
         if (netns)
             it->second.netns = *netns;
@@ -109,6 +110,8 @@ int run_notify(int argc, char** argv) {
             it->second.interface = *interface;
         if (!addresses.empty())
             it->second.addresses = addresses;
+        if (router_id)
+            it->second.router_id = *router_id;
         if (auto ok = validate_instance_settings(it->second); !ok) {
             if (dispatcher)
                 (void)dispatcher->journal(
@@ -126,7 +129,10 @@ int run_notify(int argc, char** argv) {
         return report(outcomes.error());
     const auto& outcome = outcomes->front();
     log_outcome(*event, outcome);
-    return outcome.status == Status::failed ? exit_system : exit_ok;
+    if (outcome.status == Status::failed)
+        return exit_system;
+    // Recorded, but a consumer did not get it: kept pending, exit 69.
+    return outcome.undelivered ? exit_unavailable : exit_ok;
 }
 
 }  // namespace kanotify::cli

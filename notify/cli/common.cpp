@@ -27,6 +27,8 @@ void add_global_options(CLI::App& app, GlobalOptions& options) {
     app.add_flag("--debug", options.debug, "log debug messages");
     app.add_option("--log-target", options.log_target, "auto (journald unless stderr is a terminal), journal, stderr")
         ->check(CLI::IsMember({"auto", "journal", "stderr"}));
+    app.add_option("--socket", options.socket_path,
+                   "deliver transitions to this Unix socket (HTTP POST, neutron's protocol); overrides [socket] path");
     app.set_version_flag("--version", "kanotify " KANOTIFY_VERSION);
 }
 
@@ -45,6 +47,14 @@ Result<Config> load(const GlobalOptions& options) {
                           fmt::format("--state-dir must be an absolute path, not {}", quote(config->state_dir)));
     if (options.log_file)
         config->log_file = *options.log_file;
+    if (options.socket_path) {
+        if (options.socket_path->empty() || options.socket_path->front() != '/')
+            return make_error(ErrorKind::usage,
+                              fmt::format("--socket must be an absolute path, not {}", quote(*options.socket_path)));
+        config->defaults.socket.path = *options.socket_path;
+        for (auto& [name, settings] : config->instances)
+            settings.socket.path = *options.socket_path;
+    }
     if (options.debug)
         config->log_level = "debug";
     if (options.log_target == "journal")

@@ -19,6 +19,7 @@ struct GlobalOptions {
     std::optional<std::string> log_file;
     bool debug = false;
     std::string log_target = "auto";
+    std::optional<std::string> socket_path;
 };
 
 void add_global_options(CLI::App& app, GlobalOptions& options);
@@ -36,5 +37,6 @@ int run_notify(int argc, char** argv);
 int run_fifo(int argc, char** argv);
 int run_status(int argc, char** argv);
 int run_history(int argc, char** argv);
+int run_flush(int argc, char** argv);
 
 }  // namespace kanotify::cli

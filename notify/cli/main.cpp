@@ -19,6 +19,7 @@ constexpr Subcommand subcommands[] = {
     {"fifo", kanotify::cli::run_fifo},
     {"status", kanotify::cli::run_status},
     {"history", kanotify::cli::run_history},
+    {"flush", kanotify::cli::run_flush},
 };
 
 }  // namespace

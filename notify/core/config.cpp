@@ -256,8 +256,8 @@ Result<void> read_instance(const toml::table& t, const std::string& where, Insta
 
 // Tables whose actions this version does not perform yet: read, validated,
 // and reported, never silently ignored.
-constexpr std::string_view future_tables[] = {"garp", "dbus", "socket", "conntrackd", "hooks", "systemd", "metrics"};
-constexpr std::string_view future_instance_keys[] = {"router_id", "units", "target"};
+constexpr std::string_view future_tables[] = {"garp", "dbus", "conntrackd", "hooks", "systemd", "metrics"};
+constexpr std::string_view future_instance_keys[] = {"units", "target"};
 
 void note_future(const toml::table& t, const std::string& where, std::vector<std::string>& out) {
     for (auto key : future_tables)
@@ -333,6 +333,8 @@ Result<void> read_top(const toml::table& t, const std::string& origin, Config& c
         });
         !ok)
         return ok;
+    if (auto ok = validate_instance_settings(c.defaults); !ok)
+        return make_error(ErrorKind::config, fmt::format("{}: {}", origin, ok.error().message));
     const auto* instances = t["instance"].as_table();
     if (!instances && t.contains("instance"))
         return r.error("instance", "must be a table of [instance.NAME] tables");
@@ -365,6 +367,13 @@ Result<void> validate_instance_settings(const InstanceSettings& settings) {
     for (const auto& address : settings.addresses)
         if (auto ok = parse_ip_address(address); !ok)
             return tl::unexpected(ok.error());
+    // It goes into an HTTP header: the name rules keep CR, LF and friends out.
+    if (!settings.router_id.empty())
+        if (auto ok = validate_name(settings.router_id); !ok)
+            return make_error(ErrorKind::invalid, fmt::format("router_id: {}", ok.error().message));
+    if (!settings.socket.path.empty() && settings.socket.path.front() != '/')
+        return make_error(ErrorKind::invalid,
+                          fmt::format("socket path {} must be absolute", quote(settings.socket.path)));
     return {};
 }
 

@@ -9,11 +9,13 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "delivery.hpp"
 #include "journal.hpp"
 #include "reconcile.hpp"
 #include "seams.hpp"
@@ -113,9 +115,11 @@ struct Dispatcher::Impl {
     StateStore store;
     Journal journal;
     AddressLister addresses;
+    Deliveries deliveries;
 
     Impl(Config c, StateStore s, AddressLister a)
-        : config(std::move(c)), store(std::move(s)), journal(store, config.journal), addresses(std::move(a)) {
+        : config(std::move(c)), store(std::move(s)), journal(store, config.journal), addresses(std::move(a)),
+          deliveries(config, store) {
         if (!addresses)
             addresses = list_addresses;
     }
@@ -255,6 +259,17 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
     // Locks are taken in key order (the map's), so two batches or a batch
     // and an argv invocation can never deadlock.
     std::optional<Error> journal_error;
+    impl_->deliveries.new_batch();
+    bool delivering = impl_->deliveries.configured();
+    if (delivering) {
+        // What earlier transitions still owe goes first; entries of instances
+        // in this batch are superseded by what this batch delivers.
+        std::set<Key> superseded;
+        for (const auto& [key, indexes] : by_instance)
+            superseded.insert(key);
+        for (const auto& flushed : impl_->deliveries.flush(superseded, true))
+            notes.push_back(delivery_line(flushed));
+    }
     auto it = by_instance.begin();
     while (it != by_instance.end()) {
         std::map<Key, InstanceWork> chunk;
@@ -312,6 +327,22 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
             lines.push_back(journal_line(events[index], outcomes[index]));
         if (auto ok = impl_->journal.append(lines); !ok && !journal_error)
             journal_error = ok.error();
+        // Deliveries come after the state and its journal line are durable,
+        // still under the locks: one instance's deliveries stay in order.
+        if (delivering) {
+            std::vector<std::string> delivered;
+            for (auto index : indexes) {
+                auto& outcome = outcomes[index];
+                if (outcome.status != Status::applied && outcome.status != Status::recorded)
+                    continue;
+                for (const auto& result : impl_->deliveries.deliver(events[index], outcome)) {
+                    outcome.undelivered = outcome.undelivered || result.result == DeliveryResult::pending;
+                    delivered.push_back(delivery_line(result));
+                }
+            }
+            if (auto ok = impl_->journal.append(delivered); !ok && !journal_error)
+                journal_error = ok.error();
+        }
         // chunk, and with it every lock, is released here.
     }
     if (!notes.empty())  // a batch of notes only
@@ -324,6 +355,24 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
 
 Result<void> Dispatcher::journal(std::vector<std::string> notes) {
     return impl_->journal.append(notes);
+}
+
+Result<FlushReport> Dispatcher::flush() {
+    impl_->deliveries.new_batch();
+    FlushReport report;
+    std::vector<std::string> lines;
+    for (const auto& result : impl_->deliveries.flush({}, false, &report.remaining)) {
+        if (result.result == DeliveryResult::delivered)
+            ++report.delivered;
+        lines.push_back(delivery_line(result));
+    }
+    if (auto ok = impl_->journal.append(lines); !ok)
+        return tl::unexpected(ok.error());
+    return report;
+}
+
+std::map<std::string, std::vector<std::string>> Dispatcher::pending() const {
+    return impl_->deliveries.pending_summary();
 }
 
 Result<std::size_t> Dispatcher::clean_up() {

@@ -177,6 +177,22 @@ Result<InstanceLock> StateStore::lock(Kind kind, const std::string& name) const 
     return InstanceLock(std::move(fd));
 }
 
+Result<std::optional<InstanceLock>> StateStore::try_lock(Kind kind, const std::string& name) const {
+    if (auto ok = validate_name(name); !ok)
+        return tl::unexpected(ok.error());
+    auto file = lock_name(kind, name);
+    UniqueFd fd(::openat(locks_.get(), file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd)
+        return system_error(fmt::format("cannot open lock {}/.locks/{}", path_, file), errno);
+    while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            return std::optional<InstanceLock>{};
+        if (errno != EINTR)
+            return system_error(fmt::format("cannot lock {}/.locks/{}", path_, file), errno);
+    }
+    return std::optional<InstanceLock>{InstanceLock(std::move(fd))};
+}
+
 Result<std::optional<State>> StateStore::read(Kind kind, const std::string& name) const {
     if (auto ok = validate_name(name); !ok)
         return tl::unexpected(ok.error());

@@ -70,6 +70,8 @@ class StateStore {
     [[nodiscard]] int locks_fd() const noexcept { return locks_.get(); }
 
     [[nodiscard]] Result<InstanceLock> lock(Kind kind, const std::string& name) const;
+    // nullopt when another process holds the lock right now.
+    [[nodiscard]] Result<std::optional<InstanceLock>> try_lock(Kind kind, const std::string& name) const;
 
     // nullopt when there is no state file yet (or it is not a regular file).
     [[nodiscard]] Result<std::optional<State>> read(Kind kind, const std::string& name) const;

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Forwarding recorded transitions to their consumers, with the guarantee
+// that the latest state of each instance is never lost and a consumer never
+// gets an older state after a newer one:
+// - every delivery is written ahead as a pending entry and removed once
+//   acknowledged, all under the instance's lock;
+// - pending entries of other instances are flushed, oldest first, before
+//   new transitions are delivered; a newer transition supersedes the entry.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "http_message.hpp"
+#include "kanotify/config.hpp"
+#include "kanotify/dispatch.hpp"
+#include "pending.hpp"
+#include "state_store.hpp"
+
+namespace kanotify {
+
+enum class DeliveryResult { delivered, pending, skipped };
+
+struct DeliveryOutcome {
+    std::string sink;
+    Event event;
+    DeliveryResult result = DeliveryResult::pending;
+    int attempts = 0;
+    std::string detail;  // the error, or why skipped
+    bool flushed = false;  // an older pending entry delivered now
+};
+
+[[nodiscard]] std::string delivery_line(const DeliveryOutcome& outcome);
+
+class Deliveries {
+  public:
+    Deliveries(const Config& config, const StateStore& store) : config_(config), store_(store) {}
+
+    // A sink that failed is not tried again within a batch (its deliveries
+    // go straight to pending); each batch starts afresh.
+    void new_batch() { down_.clear(); }
+
+    // Any sink configured anywhere (globally or for an instance)?
+    [[nodiscard]] bool configured() const;
+
+    // Delivers one event whose instance lock the caller holds.
+    [[nodiscard]] std::vector<DeliveryOutcome> deliver(const Event& event, const Outcome& outcome);
+
+    // Delivers pending entries oldest first, skipping instances in `skip`
+    // and instances whose lock another process holds. With `single_attempt`
+    // a sink that fails once is left alone until the next flush.
+    [[nodiscard]] std::vector<DeliveryOutcome> flush(const std::set<std::pair<Kind, std::string>>& skip,
+                                                     bool single_attempt, std::size_t* remaining = nullptr);
+
+    // Pending entries per instance key ("instance:VI_1") and sink name.
+    [[nodiscard]] std::map<std::string, std::vector<std::string>> pending_summary() const;
+
+  private:
+    const Config& config_;
+    const StateStore& store_;
+    std::set<std::string> down_;  // sockets that failed during this process: no new attempts, straight to pending
+};
+
+}  // namespace kanotify

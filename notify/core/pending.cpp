@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include "pending.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace kanotify {
+
+std::string pending_file_name(Kind kind, const std::string& name) {
+    return fmt::format("{}:{}", kind == Kind::group ? "group" : "instance", name);
+}
+
+Result<PendingStore> PendingStore::open(const StateStore& store, const std::string& sink) {
+    auto top = open_subdirectory(store.dir_fd(), "pending", 0700, store.path() + "/pending");
+    if (!top)
+        return tl::unexpected(top.error());
+    auto dir = open_subdirectory(top->get(), sink, 0700, store.path() + "/pending/" + sink);
+    if (!dir)
+        return tl::unexpected(dir.error());
+    return PendingStore(std::move(*dir));
+}
+
+Result<void> PendingStore::put(const Delivery& delivery) const {
+    auto name = pending_file_name(delivery.event.kind, delivery.event.name);
+    auto text = delivery_json(delivery);
+    std::uint64_t random = 0;
+    (void)!::getrandom(&random, sizeof random, 0);
+    auto temp = fmt::format(".{}.tmp-{:016x}", name, random);
+    UniqueFd fd(::openat(dir_.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd)
+        return system_error(fmt::format("cannot create pending delivery {}", quote(name)), errno);
+    // No fsync: the entry must survive the process being killed, which the
+    // page cache ensures; after a power loss consumers read the state files.
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+        ::renameat(dir_.get(), temp.c_str(), dir_.get(), name.c_str()) != 0) {
+        int err = errno;
+        (void)::unlinkat(dir_.get(), temp.c_str(), 0);
+        return system_error(fmt::format("cannot record pending delivery {}", quote(name)), err);
+    }
+    return {};
+}
+
+Result<void> PendingStore::remove(Kind kind, const std::string& name) const {
+    auto file = pending_file_name(kind, name);
+    if (::unlinkat(dir_.get(), file.c_str(), 0) != 0 && errno != ENOENT)
+        return system_error(fmt::format("cannot remove pending delivery {}", quote(file)), errno);
+    return {};
+}
+
+Result<std::vector<PendingEntry>> PendingStore::list(std::size_t* unreadable) const {
+    std::vector<PendingEntry> out;
+    int fd = ::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return system_error("cannot list pending deliveries", errno);
+    DIR* dir = ::fdopendir(fd);
+    if (!dir) {
+        ::close(fd);
+        return system_error("cannot list pending deliveries", errno);
+    }
+    std::size_t bad = 0;
+    while (auto* entry = ::readdir(dir)) {
+        std::string file = entry->d_name;
+        if (file.front() == '.')
+            continue;
+        auto text = read_small_file(dir_.get(), file, 8192);
+        if (!text || !*text) {
+            ++bad;
+            continue;
+        }
+        auto delivery = parse_delivery_json(**text);
+        if (!delivery || pending_file_name(delivery->event.kind, delivery->event.name) != file) {
+            ++bad;
+            continue;
+        }
+        out.push_back(PendingEntry{file, std::move(*delivery)});
+    }
+    ::closedir(dir);
+    std::sort(out.begin(), out.end(), [](const PendingEntry& a, const PendingEntry& b) {
+        return std::tie(a.delivery.event.time_usec, a.delivery.event.sequence, a.file) <
+               std::tie(b.delivery.event.time_usec, b.delivery.event.sequence, b.file);
+    });
+    if (unreadable)
+        *unreadable = bad;
+    return out;
+}
+
+Result<Delivery> parse_delivery_json(std::string_view text) {
+    auto json = nlohmann::json::parse(text, nullptr, false);
+    auto bad = [](std::string what) { return make_error(ErrorKind::invalid, "pending delivery: " + what); };
+    if (!json.is_object())
+        return bad("not a JSON object");
+    auto string_field = [&](const char* key) -> std::optional<std::string> {
+        auto it = json.find(key);
+        if (it == json.end() || !it->is_string())
+            return std::nullopt;
+        return it->get<std::string>();
+    };
+    Delivery d;
+    auto kind = string_field("kind");
+    auto name = string_field("name");
+    auto state = string_field("state");
+    auto source = string_field("source");
+    if (!kind || !parse_kind(*kind) || !name || !state || !parse_state(*state))
+        return bad("kind, name or state missing or invalid");
+    if (auto ok = validate_name(*name); !ok)
+        return tl::unexpected(ok.error());
+    d.event.kind = *parse_kind(*kind);
+    d.event.name = *name;
+    d.event.state = *parse_state(*state);
+    if (auto previous = string_field("previous"); previous) {
+        if (!parse_state(*previous))
+            return bad("previous state invalid");
+        d.previous = parse_state(*previous);
+    }
+    if (auto it = json.find("priority"); it != json.end() && it->is_number_unsigned() && *it <= 255)
+        d.event.priority = static_cast<std::uint8_t>(it->get<unsigned>());
+    if (auto it = json.find("sequence"); it != json.end() && it->is_number_unsigned())
+        d.event.sequence = it->get<std::uint64_t>();
+    if (auto it = json.find("time_usec"); it != json.end() && it->is_number_integer())
+        d.event.time_usec = it->get<std::int64_t>();
+    for (auto s : {Source::argv, Source::fifo, Source::preload, Source::monitor})
+        if (source && *source == to_string(s))
+            d.event.source = s;
+    if (auto router = string_field("router_id"); router) {
+        if (auto ok = validate_name(*router); !ok)
+            return bad("router_id invalid");
+        d.router_id = *router;
+    }
+    return d;
+}
+
+}  // namespace kanotify

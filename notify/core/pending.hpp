@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Deliveries not yet acknowledged, one file per sink and instance:
+//   <state_dir>/pending/<sink>/instance:<name>   (group:<name> for groups)
+// holding the latest undelivered transition as JSON. The entry is written
+// before the first attempt and removed once delivered, so a process killed
+// mid-retry (keepalived SIGKILLs a STOP script after a second) leaves it
+// behind for the next invocation or `kanotify flush`. A newer transition of
+// the instance overwrites it: only the latest state is owed.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "http_message.hpp"
+#include "kanotify/error.hpp"
+#include "state_store.hpp"
+
+namespace kanotify {
+
+struct PendingEntry {
+    std::string file;  // instance:<name> or group:<name>
+    Delivery delivery;
+};
+
+class PendingStore {
+  public:
+    [[nodiscard]] static Result<PendingStore> open(const StateStore& store, const std::string& sink);
+
+    [[nodiscard]] Result<void> put(const Delivery& delivery) const;
+    [[nodiscard]] Result<void> remove(Kind kind, const std::string& name) const;
+    // Oldest first (by the transition's time, then sequence). Unreadable
+    // entries are skipped and counted.
+    [[nodiscard]] Result<std::vector<PendingEntry>> list(std::size_t* unreadable = nullptr) const;
+
+  private:
+    explicit PendingStore(UniqueFd dir) : dir_(std::move(dir)) {}
+    UniqueFd dir_;
+};
+
+[[nodiscard]] std::string pending_file_name(Kind kind, const std::string& name);
+// Reads a delivery back from its JSON, validating every field.
+[[nodiscard]] Result<Delivery> parse_delivery_json(std::string_view text);
+
+}  // namespace kanotify
