@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// The Unix-socket sink against a real listener that misbehaves in every way
+// the design names; the latest state is delivered once it recovers.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include "listener.hpp"
+#include "process.hpp"
+
+using namespace kanotify::test;
+
+namespace {
+
+struct Setup {
+    TempDir tmp;
+    std::string socket = tmp.str("agent.sock");
+    Listener listener{socket};
+
+    Setup() {
+        // Short timeouts and one retry keep the failing cases quick.
+        write_file(tmp.path() / "kanotify.toml", "[socket]\ntimeout_ms = 300\nretries = 1\n");
+        ::chmod(tmp.str("kanotify.toml").c_str(), 0644);
+    }
+    Run kanotify(std::vector<std::string> args) {
+        std::vector<std::string> argv{KANOTIFY_BINARY, "--log-target", "stderr", "--config", tmp.str("kanotify.toml"),
+                                      "--state-dir", tmp.str("state"), "--socket", socket};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run(tmp, argv);
+    }
+    Run flush() {
+        return run(tmp, {KANOTIFY_BINARY, "flush", "--log-target", "stderr", "--config", tmp.str("kanotify.toml"),
+                         "--state-dir", tmp.str("state"), "--socket", socket});
+    }
+    Run notify(const std::string& state, const std::string& name = "VI_1") {
+        return kanotify({"--router-id", "r-" + name, "INSTANCE", name, state, "100"});
+    }
+    std::vector<nlohmann::json> deliveries() {
+        auto r = run(tmp, {KANOTIFY_BINARY, "history", "-n", "0", "--json", "--config", tmp.str("kanotify.toml"),
+                           "--state-dir", tmp.str("state")});
+        std::vector<nlohmann::json> out;
+        std::size_t start = 0;
+        while (start < r.out.size()) {
+            auto nl = r.out.find('\n', start);
+            auto entry = nlohmann::json::parse(r.out.substr(start, nl - start));
+            if (entry["type"] == "delivery")
+                out.push_back(entry);
+            start = nl + 1;
+        }
+        return out;
+    }
+};
+
+std::string header(const std::string& request, const std::string& name) {
+    auto at = request.find("\r\n" + name + ": ");
+    if (at == std::string::npos)
+        return {};
+    at += name.size() + 4;
+    return request.substr(at, request.find("\r\n", at) - at);
+}
+
+nlohmann::json body(const std::string& request) {
+    auto at = request.find("\r\n\r\n");
+    REQUIRE(at != std::string::npos);
+    auto text = request.substr(at + 4);
+    // A single recv(4096) got the whole request: the body is all there.
+    REQUIRE(std::to_string(text.size()) == header(request, "Content-Length"));
+    return nlohmann::json::parse(text);
+}
+
+}  // namespace
+
+TEST_CASE("socket sink: a healthy listener gets neutron's headers and the JSON event in one read", "[socket]") {
+    Setup s;
+    s.listener.serve(Behaviour::ok);
+    auto r = s.notify("MASTER");
+    CHECK(r.status == 0);
+    auto requests = s.listener.requests();
+    REQUIRE(requests.size() == 1);
+    const auto& request = requests.front();
+    CHECK(request.starts_with("POST / HTTP/1.1\r\n"));
+    CHECK(request.size() < 4096);
+    CHECK(header(request, "X-Neutron-Router-Id") == "r-VI_1");
+    CHECK(header(request, "X-Neutron-State") == "primary");
+    auto event = body(request);
+    CHECK(event["name"] == "VI_1");
+    CHECK(event["state"] == "MASTER");
+    CHECK(event["priority"] == 100);
+    auto deliveries = s.deliveries();
+    REQUIRE(deliveries.size() == 1);
+    CHECK(deliveries[0]["outcome"] == "delivered");
+    CHECK(deliveries[0]["attempts"] == 1);
+}
+
+TEST_CASE("socket sink: the newest agent's bare LF-only answer counts as success", "[socket]") {
+    Setup s;
+    s.listener.serve(Behaviour::ok_lf_only);
+    CHECK(s.notify("BACKUP").status == 0);
+    REQUIRE(s.listener.requests().size() == 1);
+    CHECK(header(s.listener.requests()[0], "X-Neutron-State") == "backup");
+}
+
+TEST_CASE("socket sink: every failure is retried, reported and kept, and recovery delivers exactly the latest state",
+          "[socket]") {
+    struct Case {
+        const char* name;
+        std::function<void(Listener&)> break_it;
+        const char* says;
+    };
+    std::vector<Case> cases{
+        {"absent", [](Listener& l) { l.stop(); }, "No such file"},
+        {"refusing", [](Listener& l) { l.refuse(); }, "refused"},
+        {"full backlog", [](Listener& l) { l.full_backlog(); }, "backlog is full"},
+        {"500", [](Listener& l) { l.serve(Behaviour::status_500); }, "answered 500"},
+        {"hanging", [](Listener& l) { l.serve(Behaviour::hang); }, "no answer"},
+        {"closing early", [](Listener& l) { l.serve(Behaviour::close_early); }, "closed the connection"},
+    };
+    for (const auto& c : cases) {
+        SECTION(c.name) {
+            Setup s;
+            c.break_it(s.listener);
+            auto first = s.notify("MASTER");
+            CHECK(first.status == 69);
+            auto second = s.notify("BACKUP");
+            CHECK(second.status == 69);
+            CHECK(read_file(s.tmp.path() / "state/VI_1.state") == "BACKUP\n");  // recorded all the same
+            auto deliveries = s.deliveries();
+            REQUIRE(deliveries.size() == 2);
+            for (const auto& d : deliveries) {
+                CHECK(d["outcome"] == "pending");
+                CHECK(d["attempts"] == 2);  // the first try and one retry
+                CHECK_THAT(d["detail"].get<std::string>(), Catch::Contains(c.says));
+            }
+            auto status = run(s.tmp, {KANOTIFY_BINARY, "status", "--config", s.tmp.str("kanotify.toml"),
+                                      "--state-dir", s.tmp.str("state")});
+            CHECK_THAT(status.out, Catch::Contains("socket"));
+
+            // Still down: flush reports what is left, exit 69.
+            CHECK(s.flush().status == 69);
+
+            s.listener.serve(Behaviour::ok);
+            s.listener.clear();
+            auto flushed = s.flush();
+            CHECK(flushed.status == 0);
+            CHECK_THAT(flushed.out, Catch::Contains("1 delivered, 0 still pending"));
+            auto requests = s.listener.requests();
+            REQUIRE(requests.size() == 1);  // not MASTER then BACKUP: the latest state only
+            CHECK(header(requests[0], "X-Neutron-State") == "backup");
+            CHECK(body(requests[0])["state"] == "BACKUP");
+            // Nothing is owed any more: a second flush sends nothing.
+            CHECK(s.flush().status == 0);
+            CHECK(s.listener.requests().size() == 1);
+        }
+    }
+}
+
+TEST_CASE("socket sink: the next transition delivers what is owed first, oldest first", "[socket]") {
+    Setup s;
+    s.listener.serve(Behaviour::status_500);
+    CHECK(s.notify("MASTER", "VI_1").status == 69);
+    CHECK(s.notify("MASTER", "VI_2").status == 69);
+    s.listener.serve(Behaviour::ok);
+    CHECK(s.notify("BACKUP", "VI_3").status == 0);
+    auto requests = s.listener.requests();
+    REQUIRE(requests.size() == 3);
+    CHECK(body(requests[0])["name"] == "VI_1");
+    CHECK(body(requests[1])["name"] == "VI_2");
+    CHECK(body(requests[2])["name"] == "VI_3");
+    // VI_1 pending, VI_1 flushed (still failing), VI_2 pending, then both
+    // flushed and delivered before VI_3.
+    auto deliveries = s.deliveries();
+    REQUIRE(deliveries.size() == 6);
+    CHECK(deliveries[1]["name"] == "VI_1");
+    CHECK(deliveries[1]["flushed"] == true);
+    CHECK(deliveries[1]["outcome"] == "pending");
+    CHECK(deliveries[3]["name"] == "VI_1");
+    CHECK(deliveries[3]["outcome"] == "delivered");
+    CHECK(deliveries[4]["name"] == "VI_2");
+    CHECK(deliveries[4]["outcome"] == "delivered");
+    CHECK(deliveries[5]["name"] == "VI_3");
+    CHECK(deliveries[5]["outcome"] == "delivered");
+}
+
+TEST_CASE("socket sink: a newer transition of the same instance supersedes what is owed", "[socket]") {
+    Setup s;
+    s.listener.serve(Behaviour::close_early);
+    CHECK(s.notify("MASTER").status == 69);
+    s.listener.serve(Behaviour::ok);
+    CHECK(s.notify("BACKUP").status == 0);
+    auto requests = s.listener.requests();
+    REQUIRE(requests.size() == 1);  // the owed MASTER is never sent after the newer BACKUP
+    CHECK(body(requests[0])["state"] == "BACKUP");
+    CHECK(s.flush().status == 0);
+    CHECK(s.listener.requests().size() == 1);
+}
+
+TEST_CASE("socket sink: states neutron has no name for are not sent to a router", "[socket]") {
+    Setup s;
+    s.listener.serve(Behaviour::ok);
+    CHECK(s.notify("STOP").status == 0);
+    CHECK(s.listener.requests().empty());
+    auto deliveries = s.deliveries();
+    REQUIRE(deliveries.size() == 1);
+    CHECK(deliveries[0]["outcome"] == "skipped");
+    // Without a router id every state is delivered, as JSON.
+    CHECK(s.kanotify({"INSTANCE", "VI_9", "STOP", "0"}).status == 0);
+    REQUIRE(s.listener.requests().size() == 1);
+    CHECK(header(s.listener.requests()[0], "X-Neutron-State").empty());
+    CHECK(body(s.listener.requests()[0])["state"] == "STOP");
+}
+
+TEST_CASE("socket sink: a listener owned by another uid is refused when an owner is configured", "[socket][security]") {
+    if (::geteuid() != 0) {
+        WARN("skipped: needs root to run a listener as another uid");
+        return;
+    }
+    Setup s;
+    write_file(s.tmp.path() / "kanotify.toml", "[socket]\ntimeout_ms = 300\nretries = 1\nowner_uid = 0\n");
+    ::chmod(s.tmp.str().c_str(), 0777);
+    auto received = s.tmp.str("rogue.received");
+    pid_t rogue = ::fork();
+    REQUIRE(rogue >= 0);
+    if (rogue == 0) {
+        if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)
+            ::_exit(2);
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::strncpy(address.sun_path, s.socket.c_str(), sizeof address.sun_path - 1);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 4) != 0)
+            ::_exit(3);
+        std::size_t got = 0;
+        while (true) {  // count whatever reaches us until killed
+            int c = ::accept(fd, nullptr, nullptr);
+            char buffer[4096];
+            auto n = ::recv(c, buffer, sizeof buffer, 0);
+            if (n > 0) {
+                got += static_cast<std::size_t>(n);
+                write_file(received, std::to_string(got));
+            }
+            ::close(c);
+        }
+    }
+    for (int i = 0; i < 200 && ::access(s.socket.c_str(), F_OK) != 0; ++i)
+        ::usleep(10000);
+    auto r = s.notify("MASTER");
+    ::kill(rogue, SIGKILL);
+    ::waitpid(rogue, nullptr, 0);
+    CHECK(r.status == 69);
+    CHECK_FALSE(std::filesystem::exists(received));  // not one byte was sent to it
+    auto deliveries = s.deliveries();
+    REQUIRE(deliveries.size() == 1);
+    CHECK(deliveries[0]["attempts"] == 1);  // refusing is not retried
+    CHECK_THAT(deliveries[0]["detail"].get<std::string>(), Catch::Contains("runs as uid 65534"));
+    // Owed to the real agent, which may come back under the right owner.
+    CHECK(read_file(s.tmp.path() / "state/VI_1.state") == "MASTER\n");
+}
