@@ -116,10 +116,14 @@ std::chrono::microseconds test_action_delay() {
     return std::chrono::microseconds(std::strtoll(value, nullptr, 10));
 }
 
+// One batch, one durable commit; a cap keeps a huge burst from being held
+// twice (queue and batch) in memory at once.
+constexpr std::size_t max_batch_lines = 4096;
+
 void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queue) {
     auto delay = test_action_delay();
     while (true) {
-        auto batch = queue.take_all();
+        auto batch = queue.take(max_batch_lines);
         if (batch.empty())
             return;
         std::vector<Event> events;

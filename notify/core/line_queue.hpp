@@ -4,7 +4,9 @@
 // queued at once (one batch, one durable commit).
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
+#include <iterator>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -38,13 +40,26 @@ class LineQueue {
         }
         ready_.notify_one();
     }
-    // Blocks until lines are queued or the queue is closed; an empty result
-    // means closed and drained.
-    std::vector<ReceivedLine> take_all() {
+    // Blocks until lines are queued or the queue is closed, then takes up
+    // to `limit` of them, oldest first; an empty result means closed and
+    // drained. The limit bounds what one batch holds in memory at once.
+    std::vector<ReceivedLine> take(std::size_t limit) {
         std::unique_lock lock(mutex_);
-        ready_.wait(lock, [this] { return !queue_.empty() || closed_; });
-        std::vector<ReceivedLine> out;
-        out.swap(queue_);
+        ready_.wait(lock, [this] { return head_ < queue_.size() || closed_; });
+        auto count = std::min(limit, queue_.size() - head_);
+        std::vector<ReceivedLine> out(std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(head_)),
+                                      std::make_move_iterator(queue_.begin() +
+                                                              static_cast<std::ptrdiff_t>(head_ + count)));
+        head_ += count;
+        if (head_ == queue_.size()) {
+            queue_.clear();
+            head_ = 0;
+        } else if (head_ > queue_.size() / 2) {
+            // A reader that keeps the queue non-empty must not keep the
+            // taken lines alive: drop them now and then.
+            queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(head_));
+            head_ = 0;
+        }
         return out;
     }
 
@@ -52,6 +67,7 @@ class LineQueue {
     std::mutex mutex_;
     std::condition_variable ready_;
     std::vector<ReceivedLine> queue_;
+    std::size_t head_ = 0;  // lines before it were taken already
     bool closed_ = false;
 };
 

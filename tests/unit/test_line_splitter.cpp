@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include <catch2/catch.hpp>
 
+#include "line_queue.hpp"
 #include "line_splitter.hpp"
 
 using namespace kanotify;
@@ -54,4 +55,24 @@ TEST_CASE("line splitter: an overlong line is reported once and skipped to its e
     feed(splitter, std::string(16, 'x') + "\n", out);
     REQUIRE(out.lines.size() == 2);
     CHECK(out.lines[1] == std::string(16, 'x'));
+}
+
+TEST_CASE("line queue: batches are capped and keep the order", "[fifo]") {
+    LineQueue queue;
+    std::vector<ReceivedLine> lines;
+    for (std::uint64_t i = 0; i < 10; ++i)
+        lines.push_back(ReceivedLine{std::to_string(i), i, 0, false});
+    queue.push(std::move(lines));
+    auto first = queue.take(4);
+    REQUIRE(first.size() == 4);
+    CHECK(first.front().text == "0");
+    queue.push({ReceivedLine{"10", 10, 0, false}});
+    auto second = queue.take(4);
+    REQUIRE(second.size() == 4);
+    CHECK(second.front().text == "4");
+    auto rest = queue.take(100);
+    REQUIRE(rest.size() == 3);
+    CHECK(rest.back().text == "10");
+    queue.close();
+    CHECK(queue.take(4).empty());
 }
