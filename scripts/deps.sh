@@ -10,8 +10,10 @@ packages=(
   libfmt-dev libcli11-dev libtomlplusplus-dev libexpected-dev nlohmann-json3-dev
   libnl-3-dev libnl-route-3-dev libsystemd-dev libcap-ng-dev
   catch2
-  # integration and end-to-end tests, demo
+  # integration and end-to-end tests, demo: keepalived in namespaces, a
+  # private dbus-daemon, busctl (systemd) as an outside D-Bus client
   keepalived iproute2 procps util-linux psmisc
+  dbus-daemon dbus-bin systemd libsystemd0
 )
 
 missing=()

@@ -256,7 +256,7 @@ Result<void> read_instance(const toml::table& t, const std::string& where, Insta
 
 // Tables whose actions this version does not perform yet: read, validated,
 // and reported, never silently ignored.
-constexpr std::string_view future_tables[] = {"garp", "dbus", "conntrackd", "hooks", "systemd", "metrics"};
+constexpr std::string_view future_tables[] = {"garp", "conntrackd", "hooks", "systemd", "metrics"};
 constexpr std::string_view future_instance_keys[] = {"units", "target"};
 
 void note_future(const toml::table& t, const std::string& where, std::vector<std::string>& out) {
@@ -371,6 +371,16 @@ Result<void> validate_instance_settings(const InstanceSettings& settings) {
     if (!settings.router_id.empty())
         if (auto ok = validate_name(settings.router_id); !ok)
             return make_error(ErrorKind::invalid, fmt::format("router_id: {}", ok.error().message));
+    if (!settings.dbus.destination.empty()) {
+        const auto& d = settings.dbus.destination;
+        bool ok = d.size() <= 255 && d.find('.') != std::string::npos && d.front() != '.' && d.back() != '.';
+        for (char c : d)
+            ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                        c == '-' || c == '.' || c == ':');
+        if (!ok)
+            return make_error(ErrorKind::invalid, fmt::format("dbus destination {} is not a D-Bus bus name",
+                                                              quote(d)));
+    }
     if (!settings.socket.path.empty() && settings.socket.path.front() != '/')
         return make_error(ErrorKind::invalid,
                           fmt::format("socket path {} must be absolute", quote(settings.socket.path)));

@@ -10,8 +10,6 @@ namespace kanotify {
 
 namespace {
 
-constexpr const char* socket_sink = "socket";
-
 std::string_view to_string(DeliveryResult result) {
     switch (result) {
     case DeliveryResult::delivered:
@@ -46,55 +44,126 @@ std::string delivery_line(const DeliveryOutcome& outcome) {
     return entry.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+// What differs between the consumers; the guarantee (write-ahead pending
+// entries, supersession, order) is the same for all of them.
+struct Deliveries::Sink {
+    const char* name;
+    // Delivery is owed (pending entry, exit 69 when not acknowledged). A
+    // D-Bus signal is not: it has no addressee to owe anything to.
+    bool owed;
+    bool (*enabled)(const InstanceSettings&);
+    std::string (*target)(const InstanceSettings&);
+};
+
+namespace {
+
+const Deliveries::Sink sinks[] = {
+    {"socket", true, [](const InstanceSettings& s) { return !s.socket.path.empty(); },
+     [](const InstanceSettings& s) { return "socket:" + s.socket.path; }},
+    {"dbus", true, [](const InstanceSettings& s) { return !s.dbus.destination.empty(); },
+     [](const InstanceSettings& s) { return "dbus:" + s.dbus.bus + ":" + s.dbus.destination; }},
+    {"dbus-signal", false, [](const InstanceSettings& s) { return s.dbus.signal; },
+     [](const InstanceSettings& s) { return "dbus-signal:" + s.dbus.bus; }},
+};
+
+DbusDetails details_of(const InstanceSettings& settings) {
+    return DbusDetails{settings.netns, settings.interface, settings.addresses};
+}
+
+}  // namespace
+
 bool Deliveries::configured() const {
-    if (!config_.defaults.socket.path.empty())
+    auto any = [](const InstanceSettings& s) {
+        for (const auto& sink : sinks)
+            if (sink.enabled(s))
+                return true;
+        return false;
+    };
+    if (any(config_.defaults))
         return true;
     for (const auto& [name, settings] : config_.instances)
-        if (!settings.socket.path.empty())
+        if (any(settings))
             return true;
     return false;
+}
+
+DeliveryOutcome Deliveries::deliver_to(const Sink& sink, const Delivery& delivery, const InstanceSettings& settings,
+                                       bool single_attempt, bool flushed) {
+    DeliveryOutcome result;
+    result.sink = sink.name;
+    result.event = delivery.event;
+    result.flushed = flushed;
+    auto target = sink.target(settings);
+    if (down_.count(target)) {
+        result.detail = fmt::format("{} failed earlier in this batch", sink.name);
+        result.result = sink.owed ? DeliveryResult::pending : DeliveryResult::skipped;
+        return result;
+    }
+    DeliveryReport report;
+    if (std::string_view(sink.name) == "socket") {
+        auto socket = settings.socket;
+        if (single_attempt)
+            socket.retries = 0;
+        report = UnixSocketSink(socket).deliver(delivery);
+    } else if (std::string_view(sink.name) == "dbus") {
+        report = dbus_.call_transition(settings.dbus, delivery, details_of(settings), single_attempt);
+    } else {
+        if (system_bus_absent(settings.dbus.bus)) {
+            result.result = DeliveryResult::skipped;
+            result.detail = std::string(no_bus_detail);
+            return result;
+        }
+        report = dbus_.emit_signal(settings.dbus, delivery, details_of(settings));
+    }
+    result.attempts = report.attempts;
+    if (report.delivered) {
+        result.result = DeliveryResult::delivered;
+    } else {
+        down_.insert(target);
+        result.result = sink.owed ? DeliveryResult::pending : DeliveryResult::skipped;
+        result.detail = report.error;
+    }
+    return result;
 }
 
 std::vector<DeliveryOutcome> Deliveries::deliver(const Event& event, const Outcome& outcome) {
     std::vector<DeliveryOutcome> out;
     const auto& settings = config_.for_instance(event.name);
-    if (settings.socket.path.empty())
-        return out;
-    DeliveryOutcome result;
-    result.sink = socket_sink;
-    result.event = event;
     Delivery delivery{event, outcome.previous, settings.router_id, config_.neutron_state_names};
-    if (!settings.router_id.empty() && !neutron_state(event.state, config_.neutron_state_names)) {
-        // neutron's agent knows primary, backup and fault only.
-        result.result = DeliveryResult::skipped;
-        result.detail = fmt::format("{} has no neutron state to report", to_string(event.state));
-        out.push_back(std::move(result));
-        return out;
-    }
-    auto pending = PendingStore::open(store_, socket_sink);
-    if (!pending) {
-        result.detail = pending.error().describe();
-    } else if (auto put = pending->put(delivery); !put) {
-        result.detail = put.error().describe();
-    }
-    if (down_.count(settings.socket.path)) {
-        result.detail = fmt::format("{} failed earlier in this batch; kept pending", settings.socket.path);
-        out.push_back(std::move(result));
-        return out;
-    }
-    UnixSocketSink sink(settings.socket);
-    auto report = sink.deliver(delivery);
-    result.attempts = report.attempts;
-    if (report.delivered) {
-        result.result = DeliveryResult::delivered;
-        if (pending)
+    for (const auto& sink : sinks) {
+        if (!sink.enabled(settings))
+            continue;
+        if (std::string_view(sink.name) == "socket" && !settings.router_id.empty() &&
+            !neutron_state(event.state, config_.neutron_state_names)) {
+            // neutron's agent knows primary, backup and fault only.
+            DeliveryOutcome skipped;
+            skipped.sink = sink.name;
+            skipped.event = event;
+            skipped.result = DeliveryResult::skipped;
+            skipped.detail = fmt::format("{} has no neutron state to report", to_string(event.state));
+            out.push_back(std::move(skipped));
+            continue;
+        }
+        std::optional<PendingStore> pending;
+        std::string pending_error;
+        if (sink.owed) {
+            // Written ahead: a process killed mid-retry still leaves it owed.
+            auto store = PendingStore::open(store_, sink.name);
+            if (!store)
+                pending_error = store.error().describe();
+            else if (auto put = store->put(delivery); !put)
+                pending_error = put.error().describe();
+            else
+                pending = std::move(*store);
+        }
+        auto result = deliver_to(sink, delivery, settings, false, false);
+        if (result.result == DeliveryResult::delivered && pending)
             if (auto removed = pending->remove(event.kind, event.name); !removed)
-                result.detail = removed.error().describe();  // delivered again by the next flush: harmless
-    } else {
-        down_.insert(settings.socket.path);
-        result.detail = report.error;
+                result.detail = removed.error().describe();  // delivered again by a later flush: harmless
+        if (!pending_error.empty())
+            result.detail += (result.detail.empty() ? "" : "; ") + pending_error;
+        out.push_back(std::move(result));
     }
-    out.push_back(std::move(result));
     return out;
 }
 
@@ -102,58 +171,40 @@ std::vector<DeliveryOutcome> Deliveries::flush(const std::set<std::pair<Kind, st
                                                std::size_t* remaining) {
     std::vector<DeliveryOutcome> out;
     std::size_t left = 0;
-    auto pending = PendingStore::open(store_, socket_sink);
-    if (!pending) {
-        if (remaining)
-            *remaining = 0;
-        return out;
-    }
-    auto entries = pending->list();
-    if (!entries) {
-        if (remaining)
-            *remaining = 0;
-        return out;
-    }
-    for (auto& entry : *entries) {
-        const auto& event = entry.delivery.event;
-        if (skip.count({event.kind, event.name}))
-            continue;  // superseded by a transition being delivered now
-        const auto& settings = config_.for_instance(event.name);
-        auto lock = store_.try_lock(event.kind, event.name);
-        if (!lock || !*lock || settings.socket.path.empty() || down_.count(settings.socket.path)) {
-            ++left;  // busy (its holder delivers), unconfigured, or the sink is down
+    for (const auto& sink : sinks) {
+        if (!sink.owed)
             continue;
+        auto pending = PendingStore::open(store_, sink.name);
+        if (!pending)
+            continue;
+        auto entries = pending->list();
+        if (!entries)
+            continue;
+        for (auto& entry : *entries) {
+            const auto& event = entry.delivery.event;
+            if (skip.count({event.kind, event.name}))
+                continue;  // superseded by a transition being delivered now
+            const auto& settings = config_.for_instance(event.name);
+            auto lock = store_.try_lock(event.kind, event.name);
+            if (!lock || !*lock || !sink.enabled(settings)) {
+                ++left;  // busy (its holder delivers), or no longer configured
+                continue;
+            }
+            // Re-read under the lock: the holder before us may have replaced it.
+            auto text = read_small_file(pending->dir_fd(), entry.file, 8192);
+            if (!text || !*text)
+                continue;  // delivered meanwhile
+            auto delivery = parse_delivery_json(**text);
+            if (!delivery)
+                continue;
+            delivery->neutron_state_names = config_.neutron_state_names;
+            auto result = deliver_to(sink, *delivery, settings, single_attempt, true);
+            if (result.result == DeliveryResult::delivered)
+                (void)pending->remove(event.kind, event.name);
+            else
+                ++left;
+            out.push_back(std::move(result));
         }
-        // Re-read under the lock: the holder before us may have replaced it.
-        auto again = pending->list();
-        const PendingEntry* current = nullptr;
-        if (again)
-            for (const auto& e : *again)
-                if (e.file == entry.file)
-                    current = &e;
-        if (!current)
-            continue;  // delivered meanwhile
-        auto delivery = current->delivery;
-        delivery.neutron_state_names = config_.neutron_state_names;
-        auto sink_settings = settings.socket;
-        if (single_attempt)
-            sink_settings.retries = 0;
-        UnixSocketSink sink(sink_settings);
-        auto report = sink.deliver(delivery);
-        DeliveryOutcome result;
-        result.sink = socket_sink;
-        result.event = delivery.event;
-        result.attempts = report.attempts;
-        result.flushed = true;
-        if (report.delivered) {
-            result.result = DeliveryResult::delivered;
-            (void)pending->remove(event.kind, event.name);
-        } else {
-            result.detail = report.error;
-            down_.insert(settings.socket.path);
-            ++left;
-        }
-        out.push_back(std::move(result));
     }
     if (remaining)
         *remaining = left;
@@ -162,12 +213,16 @@ std::vector<DeliveryOutcome> Deliveries::flush(const std::set<std::pair<Kind, st
 
 std::map<std::string, std::vector<std::string>> Deliveries::pending_summary() const {
     std::map<std::string, std::vector<std::string>> out;
-    auto pending = PendingStore::open(store_, socket_sink);
-    if (!pending)
-        return out;
-    if (auto entries = pending->list())
-        for (const auto& entry : *entries)
-            out[entry.file].push_back(socket_sink);
+    for (const auto& sink : sinks) {
+        if (!sink.owed)
+            continue;
+        auto pending = PendingStore::open(store_, sink.name);
+        if (!pending)
+            continue;
+        if (auto entries = pending->list())
+            for (const auto& entry : *entries)
+                out[entry.file].push_back(sink.name);
+    }
     return out;
 }
 

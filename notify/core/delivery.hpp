@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dbus_sink.hpp"
 #include "http_message.hpp"
 #include "kanotify/config.hpp"
 #include "kanotify/dispatch.hpp"
@@ -33,6 +34,8 @@ struct DeliveryOutcome {
 };
 
 [[nodiscard]] std::string delivery_line(const DeliveryOutcome& outcome);
+
+inline constexpr std::string_view no_bus_detail = "no system bus on this machine";
 
 class Deliveries {
   public:
@@ -57,10 +60,16 @@ class Deliveries {
     // Pending entries per instance key ("instance:VI_1") and sink name.
     [[nodiscard]] std::map<std::string, std::vector<std::string>> pending_summary() const;
 
+    struct Sink;
+
   private:
+    [[nodiscard]] DeliveryOutcome deliver_to(const Sink& sink, const Delivery& delivery,
+                                             const InstanceSettings& settings, bool single_attempt, bool flushed);
+
     const Config& config_;
     const StateStore& store_;
-    std::set<std::string> down_;  // sockets that failed during this process: no new attempts, straight to pending
+    DbusConnections dbus_;
+    std::set<std::string> down_;  // sink targets that failed in this batch: straight to pending
 };
 
 }  // namespace kanotify

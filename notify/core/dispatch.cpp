@@ -337,6 +337,10 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
                     continue;
                 for (const auto& result : impl_->deliveries.deliver(events[index], outcome)) {
                     outcome.undelivered = outcome.undelivered || result.result == DeliveryResult::pending;
+                    // Nothing attempted, nothing to keep: a signal with no bus to send it on.
+                    if (result.result == DeliveryResult::skipped && result.attempts == 0 &&
+                        result.detail == no_bus_detail)
+                        continue;
                     delivered.push_back(delivery_line(result));
                 }
             }

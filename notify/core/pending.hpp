@@ -27,6 +27,7 @@ class PendingStore {
     [[nodiscard]] static Result<PendingStore> open(const StateStore& store, const std::string& sink);
 
     [[nodiscard]] Result<void> put(const Delivery& delivery) const;
+    [[nodiscard]] int dir_fd() const noexcept { return dir_.get(); }
     [[nodiscard]] Result<void> remove(Kind kind, const std::string& name) const;
     // Oldest first (by the transition's time, then sequence). Unreadable
     // entries are skipped and counted.

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// sd-bus, loaded when a D-Bus action is configured and not before.
+//
+// libsystemd and the libraries it needs cost the argv front-end (a fresh
+// process per transition) more CPU than recording the transition does, and
+// kanotify's neutron monitor must not carry a D-Bus library at all. So the
+// binary does not link libsystemd: this table is filled with dlopen() and
+// dlsym() the first time a D-Bus sink is used. The types and prototypes
+// still come from <systemd/sd-bus.h>, so every call is checked at compile
+// time against the real API.
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include <memory>
+
+#include "kanotify/error.hpp"
+
+namespace kanotify {
+
+struct SdBusApi {
+#define KANOTIFY_SD_BUS_FUNCTIONS(X)                                                                                   \
+    X(sd_bus_new)                                                                                                      \
+    X(sd_bus_set_address)                                                                                              \
+    X(sd_bus_set_bus_client)                                                                                           \
+    X(sd_bus_start)                                                                                                    \
+    X(sd_bus_open_system)                                                                                              \
+    X(sd_bus_open_user)                                                                                                \
+    X(sd_bus_flush_close_unref)                                                                                        \
+    X(sd_bus_send)                                                                                                     \
+    X(sd_bus_call)                                                                                                     \
+    X(sd_bus_flush)                                                                                                    \
+    X(sd_bus_message_new_signal)                                                                                       \
+    X(sd_bus_message_new_method_call)                                                                                  \
+    X(sd_bus_message_unref)                                                                                            \
+    X(sd_bus_message_set_auto_start)                                                                                   \
+    X(sd_bus_message_append)                                                                                           \
+    X(sd_bus_message_append_strv)                                                                                      \
+    X(sd_bus_message_open_container)                                                                                   \
+    X(sd_bus_message_close_container)                                                                                  \
+    X(sd_bus_error_free)                                                                                               \
+    X(sd_bus_error_has_name)                                                                                           \
+    X(sd_bus_path_encode)
+
+#define KANOTIFY_SD_BUS_POINTER(name) decltype(&::name) name = nullptr;
+    KANOTIFY_SD_BUS_FUNCTIONS(KANOTIFY_SD_BUS_POINTER)
+#undef KANOTIFY_SD_BUS_POINTER
+};
+
+// The process-wide table, loaded on first use; an error when libsystemd
+// (libsystemd0) is not installed or lacks a function.
+[[nodiscard]] Result<const SdBusApi*> sd_bus_api();
+
+// Owners for sd-bus handles, releasing through the loaded table.
+struct BusCloser {
+    const SdBusApi* api;
+    void operator()(sd_bus* bus) const noexcept { api->sd_bus_flush_close_unref(bus); }
+};
+struct MessageCloser {
+    const SdBusApi* api;
+    void operator()(sd_bus_message* m) const noexcept { api->sd_bus_message_unref(m); }
+};
+using BusPtr = std::unique_ptr<sd_bus, BusCloser>;
+using MessagePtr = std::unique_ptr<sd_bus_message, MessageCloser>;
+
+}  // namespace kanotify
