@@ -163,6 +163,8 @@ void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queu
                          message_id::failure);
             continue;
         }
+        if (auto metrics = dispatcher.write_metrics(); !metrics)
+            logger().log(Level::warning, fmt::format("metrics: {}", metrics.error().describe()));
         for (std::size_t i = 0; i < events.size(); ++i) {
             const auto& event = events[i];
             const auto& outcome = (*outcomes)[i];

@@ -27,6 +27,8 @@ int run_flush(int argc, char** argv) {
     auto flushed = dispatcher->flush();
     if (!flushed)
         return report(flushed.error());
+    if (auto metrics = dispatcher->write_metrics(); !metrics)
+        logger().log(Level::warning, fmt::format("metrics: {}", metrics.error().describe()));
     auto message = fmt::format("flush: {} delivered, {} still pending", flushed->delivered, flushed->remaining);
     logger().log(flushed->remaining ? Level::warning : Level::info, message);
     std::cout << message << '\n';

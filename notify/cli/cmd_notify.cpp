@@ -129,6 +129,8 @@ int run_notify(int argc, char** argv) {
         return report(outcomes.error());
     const auto& outcome = outcomes->front();
     log_outcome(*event, outcome);
+    if (auto metrics = dispatcher->write_metrics(); !metrics)
+        logger().log(Level::warning, fmt::format("metrics: {}", metrics.error().describe()));
     if (outcome.status == Status::failed)
         return exit_system;
     // Recorded, but a consumer did not get it: kept pending, exit 69.

@@ -256,7 +256,7 @@ Result<void> read_instance(const toml::table& t, const std::string& where, Insta
 
 // Tables whose actions this version does not perform yet: read, validated,
 // and reported, never silently ignored.
-constexpr std::string_view future_tables[] = {"garp", "conntrackd", "hooks", "systemd", "metrics"};
+constexpr std::string_view future_tables[] = {"garp", "conntrackd", "hooks", "systemd"};
 constexpr std::string_view future_instance_keys[] = {"units", "target"};
 
 void note_future(const toml::table& t, const std::string& where, std::vector<std::string>& out) {
@@ -333,6 +333,9 @@ Result<void> read_top(const toml::table& t, const std::string& origin, Config& c
         });
         !ok)
         return ok;
+    if (!c.metrics_textfile.empty() && c.metrics_textfile.front() != '/')
+        return make_error(ErrorKind::config, fmt::format("{}: metrics textfile {} must be an absolute path", origin,
+                                                         quote(c.metrics_textfile)));
     if (auto ok = validate_instance_settings(c.defaults); !ok)
         return make_error(ErrorKind::config, fmt::format("{}: {}", origin, ok.error().message));
     const auto* instances = t["instance"].as_table();

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "metrics.hpp"
 #include "unix_socket_sink.hpp"
 
 namespace kanotify {
@@ -72,6 +73,13 @@ DbusDetails details_of(const InstanceSettings& settings) {
 
 }  // namespace
 
+std::vector<std::string> Deliveries::sink_names() {
+    std::vector<std::string> out;
+    for (const auto& sink : sinks)
+        out.emplace_back(sink.name);
+    return out;
+}
+
 bool Deliveries::configured() const {
     auto any = [](const InstanceSettings& s) {
         for (const auto& sink : sinks)
@@ -122,6 +130,8 @@ DeliveryOutcome Deliveries::deliver_to(const Sink& sink, const Delivery& deliver
         down_.insert(target);
         result.result = sink.owed ? DeliveryResult::pending : DeliveryResult::skipped;
         result.detail = report.error;
+        if (auto counted = count_delivery_failure(store_, sink.name); !counted)
+            result.detail += "; " + counted.error().describe();
     }
     return result;
 }

@@ -57,6 +57,8 @@ class Deliveries {
     [[nodiscard]] std::vector<DeliveryOutcome> flush(const std::set<std::pair<Kind, std::string>>& skip,
                                                      bool single_attempt, std::size_t* remaining = nullptr);
 
+    [[nodiscard]] static std::vector<std::string> sink_names();
+
     // Pending entries per instance key ("instance:VI_1") and sink name.
     [[nodiscard]] std::map<std::string, std::vector<std::string>> pending_summary() const;
 

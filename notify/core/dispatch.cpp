@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 
 #include "delivery.hpp"
 #include "journal.hpp"
+#include "metrics.hpp"
 #include "reconcile.hpp"
 #include "seams.hpp"
 #include "state_store.hpp"
@@ -35,8 +37,11 @@ using Key = std::pair<Kind, std::string>;
 
 struct InstanceWork {
     InstanceLock lock;
+    InstanceRecord recorded;
     std::uint64_t recorded_sequence = 0;
     std::uint64_t new_sequence = 0;
+    std::uint64_t handled = 0;           // applied or recorded events in this batch
+    std::int64_t last_change_usec = 0;
     std::optional<State> on_disk;
     std::optional<State> current;
     std::vector<std::size_t> events;  // indexes into the batch, in order
@@ -166,6 +171,8 @@ void Dispatcher::Impl::plan(std::span<const Event> events, InstanceWork& work, s
             continue;
         }
         work.new_sequence = std::max(work.new_sequence, event.sequence);
+        ++work.handled;
+        work.last_change_usec = std::max(work.last_change_usec, event.time_usec);
         if (!is_recorded_state(event.state)) {
             outcome.status = Status::recorded;
             continue;
@@ -190,12 +197,16 @@ void Dispatcher::Impl::commit_chunk(std::map<Key, InstanceWork>& chunk) const {
     }
     bool per_file = staged_count <= per_file_sync_limit;
     for (auto& [key, work] : chunk) {
-        if (!work.failure.empty() || work.new_sequence == work.recorded_sequence)
+        if (!work.failure.empty() || (work.new_sequence == work.recorded_sequence && work.handled == 0))
             continue;
         // Not synced on its own: the record only has to outlive the
         // processes that could still deliver older events, and a crash of
         // the machine takes those with it.
-        if (auto ok = work.lock.set_sequence(work.new_sequence); !ok)
+        auto record = work.recorded;
+        record.sequence = work.new_sequence;
+        record.transitions += work.handled;
+        record.last_change_usec = std::max(record.last_change_usec, work.last_change_usec);
+        if (auto ok = work.lock.set_record(record); !ok)
             work.failure = ok.error().describe();
     }
     if (per_file) {
@@ -281,8 +292,8 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
                 work.failure = lock.error().describe();
             } else {
                 work.lock = std::move(*lock);
-                if (auto seq = work.lock.sequence())
-                    work.recorded_sequence = *seq;
+                work.recorded = work.lock.record();
+                work.recorded_sequence = work.recorded.sequence;
                 auto on_disk = impl_->store.read(it->first.first, it->first.second);
                 if (on_disk)
                     work.on_disk = *on_disk;
@@ -375,6 +386,20 @@ Result<FlushReport> Dispatcher::flush() {
     return report;
 }
 
+Result<void> Dispatcher::write_metrics() const {
+    const auto& path = impl_->config.metrics_textfile;
+    if (path.empty())
+        return {};
+    // One writer at a time, so an older snapshot never replaces a newer one.
+    UniqueFd lock(::openat(impl_->store.locks_fd(), "metrics", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!lock || ::flock(lock.get(), LOCK_EX) != 0)
+        return system_error("cannot lock the metrics", errno);
+    auto snapshot = collect_metrics(impl_->store, pending(), Deliveries::sink_names());
+    if (!snapshot)
+        return tl::unexpected(snapshot.error());
+    return write_textfile(path, render_metrics(*snapshot));
+}
+
 std::map<std::string, std::vector<std::string>> Dispatcher::pending() const {
     return impl_->deliveries.pending_summary();
 }
@@ -401,8 +426,7 @@ Result<std::uint64_t> Dispatcher::highest_sequence() const {
         if (!lock_fd)
             continue;
         InstanceLock reader(std::move(lock_fd));  // reading only, not locked
-        if (auto seq = reader.sequence())
-            highest = std::max(highest, *seq);
+        highest = std::max(highest, reader.record().sequence);
     }
     ::closedir(dir);
     return highest;

@@ -22,7 +22,7 @@ namespace {
 
 constexpr std::string_view state_suffix = ".state";
 constexpr std::string_view temp_marker = ".state.tmp-";
-constexpr std::size_t sequence_record = 21;  // 20 digits and a newline
+constexpr std::size_t record_bytes = 63;  // three 20-digit fields, two spaces, a newline
 
 std::string random_suffix() {
     unsigned char bytes[8];
@@ -101,31 +101,37 @@ Result<std::optional<std::string>> read_small_file(int dir_fd, const std::string
     return std::optional<std::string>{std::move(buffer)};
 }
 
-Result<std::uint64_t> InstanceLock::sequence() const {
-    char buffer[sequence_record + 1] = {};
-    auto n = ::pread(fd_.get(), buffer, sequence_record, 0);
-    if (n < 0)
-        return system_error("cannot read the recorded sequence", errno);
-    std::uint64_t value = 0;
+InstanceRecord InstanceLock::record() const {
+    InstanceRecord out;
+    char buffer[record_bytes + 1] = {};
+    auto n = ::pread(fd_.get(), buffer, record_bytes, 0);
+    if (n <= 0)
+        return out;
     std::string_view text(buffer, static_cast<std::size_t>(n));
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
-        text.remove_suffix(1);
-    while (!text.empty() && text.front() == ' ')
-        text.remove_prefix(1);
-    if (text.empty())
-        return value;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    // A damaged record must not make every later transition look stale.
-    if (ec != std::errc() || end != text.data() + text.size())
-        return std::uint64_t{0};
-    return value;
+    std::uint64_t fields[3] = {0, 0, 0};
+    for (auto& field : fields) {
+        while (!text.empty() && text.front() == ' ')
+            text.remove_prefix(1);
+        auto end = text.find_first_of(" \n");
+        auto word = text.substr(0, end);
+        if (word.empty())
+            break;
+        auto [ptr, ec] = std::from_chars(word.data(), word.data() + word.size(), field);
+        if (ec != std::errc() || ptr != word.data() + word.size())
+            return InstanceRecord{};
+        text.remove_prefix(word.size());
+    }
+    out.sequence = fields[0];
+    out.transitions = fields[1];
+    out.last_change_usec = static_cast<std::int64_t>(fields[2]);
+    return out;
 }
 
-Result<void> InstanceLock::set_sequence(std::uint64_t sequence) const {
-    // Fixed width, one pwrite at offset 0: the record is never half old, half new.
-    auto record = fmt::format("{:>20}\n", sequence);
-    if (::pwrite(fd_.get(), record.data(), record.size(), 0) != static_cast<ssize_t>(record.size()))
-        return system_error("cannot record the sequence", errno);
+Result<void> InstanceLock::set_record(const InstanceRecord& record) const {
+    auto text = fmt::format("{:>20} {:>20} {:>20}\n", record.sequence, record.transitions,
+                            static_cast<std::uint64_t>(std::max<std::int64_t>(record.last_change_usec, 0)));
+    if (::pwrite(fd_.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+        return system_error("cannot write the instance record", errno);
     return {};
 }
 

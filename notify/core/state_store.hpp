@@ -31,15 +31,24 @@ struct StoreHooks {
     std::function<std::string()> temp_suffix;
 };
 
+// What the lock file of an instance records besides being a lock.
+struct InstanceRecord {
+    std::uint64_t sequence = 0;       // the highest applied, 0 when none was recorded
+    std::uint64_t transitions = 0;    // transitions and events handled (for metrics)
+    std::int64_t last_change_usec = 0;
+};
+
 class InstanceLock {
   public:
     InstanceLock() = default;
     explicit InstanceLock(UniqueFd fd) : fd_(std::move(fd)) {}
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
-    // The highest sequence applied to this instance, 0 when none was recorded.
-    [[nodiscard]] Result<std::uint64_t> sequence() const;
-    // Recorded without fsync: the caller makes it durable with the state.
-    [[nodiscard]] Result<void> set_sequence(std::uint64_t sequence) const;
+    // A damaged or absent record reads as zeros: it must never make every
+    // later transition look stale.
+    [[nodiscard]] InstanceRecord record() const;
+    // One fixed-width pwrite, without fsync: the caller makes it durable
+    // with the state.
+    [[nodiscard]] Result<void> set_record(const InstanceRecord& record) const;
 
   private:
     UniqueFd fd_;  // flock(LOCK_EX) held for as long as this object lives

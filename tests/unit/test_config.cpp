@@ -126,7 +126,8 @@ TEST_CASE("config: every documented key is read", "[config]") {
     for (const char* setting : {"[garp]", "[hooks]", "instance.VI_1 units",
                                 "instance.VI_1 [garp]"})
         CHECK(std::find(later.begin(), later.end(), setting) != later.end());
-    CHECK(parse_config("state_dir = \"/x\"\n[journal]\nkeep = 2\n", "t")->not_yet_acted_on.empty());
+    CHECK(parse_config("state_dir = \"/x\"\n[journal]\nkeep = 2\n[metrics]\ntextfile = \"/x.prom\"\n", "t")
+              ->not_yet_acted_on.empty());
 }
 
 TEST_CASE("config: an empty file gives the documented defaults", "[config]") {

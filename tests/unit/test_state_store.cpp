@@ -167,15 +167,21 @@ TEST_CASE("state store: a file with unknown content reads as no state", "[store]
     CHECK(store->read(Kind::instance, "VI_1").value() == std::nullopt);
 }
 
-TEST_CASE("instance lock: the sequence record round-trips", "[store]") {
+TEST_CASE("instance lock: the record round-trips and a damaged one reads as zeros", "[store]") {
     TempDir tmp;
     auto store = StateStore::open(tmp.str("state"));
     REQUIRE(store);
     auto lock = store->lock(Kind::instance, "VI_1");
     REQUIRE(lock);
-    CHECK(lock->sequence().value() == 0);
-    REQUIRE(lock->set_sequence(18446744073709551615ULL));
-    CHECK(lock->sequence().value() == 18446744073709551615ULL);
-    REQUIRE(lock->set_sequence(7));
-    CHECK(lock->sequence().value() == 7);
+    CHECK(lock->record().sequence == 0);
+    REQUIRE(lock->set_record({18446744073709551615ULL, 3, 1700000000000000}));
+    CHECK(lock->record().sequence == 18446744073709551615ULL);
+    CHECK(lock->record().transitions == 3);
+    CHECK(lock->record().last_change_usec == 1700000000000000);
+    REQUIRE(lock->set_record({7, 4, 5}));
+    CHECK(lock->record().sequence == 7);
+    write_file(tmp.path() / "state/.locks/instance:VI_1", "garbage!");
+    CHECK(lock->record().sequence == 0);
+    write_file(tmp.path() / "state/.locks/instance:VI_1", "                  42\n");  // a sequence-only record
+    CHECK(lock->record().sequence == 42);
 }

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "kanotify/dispatch.hpp"
+#include "metrics.hpp"
+#include "temp_dir.hpp"
+
+using namespace kanotify;
+using kanotify::test::read_file;
+using kanotify::test::TempDir;
+
+TEST_CASE("metrics: the textfile follows transitions, counters survive processes", "[metrics]") {
+    TempDir tmp;
+    Config config;
+    config.state_dir = tmp.str("state");
+    config.metrics_textfile = tmp.str("kanotify.prom");
+    config.defaults.dbus.signal = false;
+    for (auto state : {State::backup, State::master, State::master_rx_lower_pri}) {
+        // A new dispatcher each time, as each argv invocation is a new process.
+        auto dispatcher = Dispatcher::open(config);
+        REQUIRE(dispatcher);
+        Event e;
+        e.name = "VI_1";
+        e.state = state;
+        e.time_usec = 1700000000123456;
+        REQUIRE(dispatcher->handle(std::span<const Event>(&e, 1)));
+        REQUIRE(dispatcher->write_metrics());
+    }
+    auto store = StateStore::open(config.state_dir);
+    REQUIRE(store);
+    REQUIRE(count_delivery_failure(*store, "socket"));
+    REQUIRE(count_delivery_failure(*store, "socket"));
+    auto dispatcher = Dispatcher::open(config);
+    REQUIRE(dispatcher->write_metrics());
+    auto text = read_file(tmp.path() / "kanotify.prom");
+    CHECK_THAT(text, Catch::Contains("kanotify_instance_state{kind=\"instance\",name=\"VI_1\",state=\"MASTER\"} 1\n"));
+    CHECK_THAT(text, Catch::Contains("kanotify_transitions_total{kind=\"instance\",name=\"VI_1\"} 3\n"));
+    CHECK_THAT(text, Catch::Contains(
+                         "kanotify_last_transition_timestamp_seconds{kind=\"instance\",name=\"VI_1\"} 1700000000.123456\n"));
+    CHECK_THAT(text, Catch::Contains("kanotify_delivery_failures_total{sink=\"socket\"} 2\n"));
+    CHECK_THAT(text, Catch::Contains("kanotify_pending_deliveries{sink=\"socket\"} 0\n"));
+    CHECK_THAT(text, Catch::Contains("# TYPE kanotify_transitions_total counter\n"));
+    // Nothing but the textfile is left beside it.
+    std::size_t entries = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(tmp.path())) {
+        (void)entry;
+        ++entries;
+    }
+    CHECK(entries == 2);  // state/ and kanotify.prom
+}
+
+TEST_CASE("metrics: a textfile path must be absolute and its directory must exist", "[metrics]") {
+    CHECK_FALSE(write_textfile("relative.prom", "x"));
+    CHECK_FALSE(write_textfile("/nonexistent-dir-for-kanotify/x.prom", "x"));
+    CHECK_FALSE(parse_config("[metrics]\ntextfile = \"x.prom\"\n", "t"));
+}
