@@ -27,6 +27,7 @@ struct DbusSettings {
     std::string bus = "system";
     bool signal = true;
     std::string destination;
+    std::string name;  // bus name the FIFO reader owns to serve properties; empty: off
     std::int64_t timeout_ms = 2000;
     std::int64_t retries = 3;
 };

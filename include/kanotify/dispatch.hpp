@@ -64,6 +64,9 @@ class Dispatcher {
     // Delivers pending deliveries, oldest first, with the sinks' retries.
     [[nodiscard]] Result<FlushReport> flush();
 
+    // Rewrites the Prometheus textfile when one is configured.
+    [[nodiscard]] Result<void> write_metrics() const;
+
     // Instance key ("instance:VI_1") -> sinks with a pending delivery.
     [[nodiscard]] std::map<std::string, std::vector<std::string>> pending() const;
 

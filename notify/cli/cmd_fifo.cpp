@@ -23,6 +23,8 @@
 #include <fmt/format.h>
 
 #include "common.hpp"
+#include "dbus_server.hpp"
+#include "state_store.hpp"
 #include "kanotify/dispatch.hpp"
 #include "kanotify/exit_code.hpp"
 #include "kanotify/parse.hpp"
@@ -120,7 +122,7 @@ std::chrono::microseconds test_action_delay() {
 // twice (queue and batch) in memory at once.
 constexpr std::size_t max_batch_lines = 4096;
 
-void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queue) {
+void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queue, DbusServer* server) {
     auto delay = test_action_delay();
     while (true) {
         auto batch = queue.take(max_batch_lines);
@@ -165,6 +167,21 @@ void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queu
         }
         if (auto metrics = dispatcher.write_metrics(); !metrics)
             logger().log(Level::warning, fmt::format("metrics: {}", metrics.error().describe()));
+        if (server) {
+            std::vector<InstanceProperties> updates;
+            for (std::size_t i = 0; i < events.size(); ++i) {
+                const auto& event = events[i];
+                const auto& outcome = (*outcomes)[i];
+                if (outcome.status != Status::applied && outcome.status != Status::recorded)
+                    continue;
+                auto state = is_recorded_state(event.state) ? std::optional<State>(event.state) : outcome.previous;
+                updates.push_back(InstanceProperties{event.kind, event.name,
+                                                     state ? std::string(to_string(*state)) : std::string(),
+                                                     event.priority.value_or(0),
+                                                     static_cast<std::uint64_t>(event.time_usec)});
+            }
+            server->update(std::move(updates));
+        }
         for (std::size_t i = 0; i < events.size(); ++i) {
             const auto& event = events[i];
             const auto& outcome = (*outcomes)[i];
@@ -180,6 +197,35 @@ void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queu
                          outcome.status == Status::stale ? message_id::stale : message_id::transition);
         }
     }
+}
+
+// The optional property service; without it (not configured, or the bus is
+// not there) the reader works all the same.
+std::unique_ptr<DbusServer> start_server(const Config& config) {
+    const auto& dbus = config.defaults.dbus;
+    if (dbus.name.empty())
+        return nullptr;
+    std::vector<InstanceProperties> initial;
+    if (auto store = StateStore::open(config.state_dir)) {
+        if (auto states = store->list()) {
+            for (const auto& s : *states) {
+                auto lock = fmt::format("{}:{}", s.kind == Kind::group ? "group" : "instance", s.name);
+                UniqueFd fd(::openat(store->locks_fd(), lock.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+                auto record = fd ? InstanceLock(std::move(fd)).record() : InstanceRecord{};
+                initial.push_back(InstanceProperties{s.kind, s.name,
+                                                     s.state ? std::string(to_string(*s.state)) : std::string(), 0,
+                                                     static_cast<std::uint64_t>(record.last_change_usec)});
+            }
+        }
+    }
+    auto server = DbusServer::start(dbus.bus, dbus.name, std::move(initial));
+    if (!server) {
+        logger().log(Level::error, fmt::format("D-Bus properties not served: {}", server.error().describe()), {},
+                     message_id::failure);
+        return nullptr;
+    }
+    logger().log(Level::info, fmt::format("serving instance properties as {} on the {} bus", dbus.name, dbus.bus));
+    return std::move(*server);
 }
 
 Result<UniqueFd> open_fifo(const std::string& path) {
@@ -249,7 +295,8 @@ int run_fifo(int argc, char** argv) {
     LineQueue queue;
     ReaderStats stats;
     std::thread reader([&] { read_fifo(fifo->get(), signal_fd.get(), config->fifo.grace_ms, first, queue, stats); });
-    dispatch_loop(*dispatcher, *config, queue);
+    auto server = start_server(*config);
+    dispatch_loop(*dispatcher, *config, queue, server.get());
     reader.join();
     logger().log(Level::info, fmt::format("FIFO reader exiting after {} lines", stats.lines));
     return exit_ok;

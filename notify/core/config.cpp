@@ -166,6 +166,7 @@ Result<void> read_dbus(const toml::table& t, const std::string& where, DbusSetti
         if (k == "bus") return bus_address(r, k, n, d.bus, true);
         if (k == "signal") return r.read(k, n, d.signal);
         if (k == "destination") return r.read(k, n, d.destination);
+        if (k == "name") return r.read(k, n, d.name);
         if (k == "timeout_ms") return r.read(k, n, d.timeout_ms, 1, 3600000);
         if (k == "retries") return r.read(k, n, d.retries, 0, 100);
         return false;
@@ -374,8 +375,10 @@ Result<void> validate_instance_settings(const InstanceSettings& settings) {
     if (!settings.router_id.empty())
         if (auto ok = validate_name(settings.router_id); !ok)
             return make_error(ErrorKind::invalid, fmt::format("router_id: {}", ok.error().message));
-    if (!settings.dbus.destination.empty()) {
-        const auto& d = settings.dbus.destination;
+    for (const auto* bus_name : {&settings.dbus.destination, &settings.dbus.name}) {
+        if (bus_name->empty())
+            continue;
+        const auto& d = *bus_name;
         bool ok = d.size() <= 255 && d.find('.') != std::string::npos && d.front() != '.' && d.back() != '.';
         for (char c : d)
             ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||

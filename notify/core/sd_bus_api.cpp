@@ -29,6 +29,11 @@ Result<const SdBusApi*> sd_bus_api() {
     }
         KANOTIFY_SD_BUS_FUNCTIONS(KANOTIFY_SD_BUS_RESOLVE)
 #undef KANOTIFY_SD_BUS_RESOLVE
+        api.vtable_format = static_cast<const unsigned*>(::dlsym(library, "sd_bus_object_vtable_format"));
+        if (!api.vtable_format) {
+            failure = "libsystemd.so.0 has no sd_bus_object_vtable_format";
+            return;
+        }
         // The library stays loaded for the life of the process, on purpose.
     });
     if (!failure.empty())

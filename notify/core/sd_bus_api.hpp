@@ -40,11 +40,28 @@ struct SdBusApi {
     X(sd_bus_message_close_container)                                                                                  \
     X(sd_bus_error_free)                                                                                               \
     X(sd_bus_error_has_name)                                                                                           \
-    X(sd_bus_path_encode)
+    X(sd_bus_path_encode)                                                                                              \
+    X(sd_bus_path_decode)                                                                                              \
+    X(sd_bus_request_name)                                                                                             \
+    X(sd_bus_add_fallback_vtable)                                                                                      \
+    X(sd_bus_add_node_enumerator)                                                                                      \
+    X(sd_bus_add_object_manager)                                                                                       \
+    X(sd_bus_emit_properties_changed_strv)                                                                             \
+    X(sd_bus_emit_object_added)                                                                                        \
+    X(sd_bus_process)                                                                                                  \
+    X(sd_bus_get_fd)                                                                                                   \
+    X(sd_bus_get_events)                                                                                               \
+    X(sd_bus_get_timeout)
 
 #define KANOTIFY_SD_BUS_POINTER(name) decltype(&::name) name = nullptr;
     KANOTIFY_SD_BUS_FUNCTIONS(KANOTIFY_SD_BUS_POINTER)
 #undef KANOTIFY_SD_BUS_POINTER
+
+    // SD_BUS_VTABLE_START() takes the address of this libsystemd variable,
+    // which sd-bus compares to tell vtable layouts apart: an object vtable
+    // is built at run time with the loaded library's address (see
+    // dbus_server.cpp), since the binary cannot link to it.
+    const unsigned* vtable_format = nullptr;
 };
 
 // The process-wide table, loaded on first use; an error when libsystemd

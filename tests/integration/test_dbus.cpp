@@ -3,9 +3,12 @@
 // outside client (busctl monitor) see every signal; the acknowledged call
 // waits for a late consumer and is kept pending for one that never comes.
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <algorithm>
+#include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -227,4 +230,69 @@ TEST_CASE("dbus: a consumer that never appears is reported, kept, and flushed on
     sd_bus_flush_close_unref(agent);
     REQUIRE(calls.states.size() == 1);  // the latest state only
     CHECK(calls.states[0] == "VI_1 BACKUP");
+}
+
+namespace {
+
+int count_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* seen = static_cast<std::vector<std::string>*>(userdata);
+    seen->push_back(sd_bus_message_get_path(m));
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("dbus: the FIFO reader serves State, Priority and LastChange with PropertiesChanged per transition",
+          "[dbus][fifo]") {
+    TempDir tmp;
+    PrivateBus bus(tmp);
+    config(tmp, fmt::format("[dbus]\nbus = \"{}\"\nname = \"org.kanotify.Test\"\nsignal = false\n", bus.address()));
+    auto fifo = tmp.str("notify.fifo");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    sd_bus* watcher = bus.connect();
+    std::vector<std::string> changed;
+    REQUIRE(sd_bus_add_match(watcher, nullptr,
+                             "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                             "path_namespace='/org/kanotify'",
+                             count_properties_changed, &changed) >= 0);
+    pump(watcher, [] { return false; }, std::chrono::milliseconds(100));
+    auto reader = spawn({KANOTIFY_BINARY, "fifo", "--log-target", "stderr", "--config", tmp.str("kanotify.toml"),
+                         "--state-dir", tmp.str("state"), fifo},
+                        tmp.str("fifo.out"), tmp.str("fifo.err"));
+    auto busctl = [&](std::vector<std::string> args) {
+        std::vector<std::string> argv{"/usr/bin/busctl", "--address=" + bus.address()};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return run(tmp, argv);
+    };
+    // The name is owned once the service is up.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (busctl({"status", "org.kanotify.Test"}).status != 0) {
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    {
+        std::ofstream out(fifo);
+        out << "INSTANCE \"VI_1\" BACKUP 100\n" << std::flush;
+        out << "INSTANCE \"VI_1\" MASTER 100\n" << std::flush;
+        out << "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150\n" << std::flush;
+        out << "GROUP \"G1\" MASTER 0\n" << std::flush;
+    }
+    REQUIRE(pump(watcher, [&] { return changed.size() >= 4; }, std::chrono::seconds(10)));
+    sd_bus_flush_close_unref(watcher);
+    CHECK(std::count(changed.begin(), changed.end(), "/org/kanotify/instance/VI_5f1") == 3);
+    CHECK(std::count(changed.begin(), changed.end(), "/org/kanotify/group/G1") == 1);
+
+    auto state = busctl({"get-property", "org.kanotify.Test", "/org/kanotify/instance/VI_5f1",
+                         "org.kanotify.Instance1", "State", "Priority", "LastChange"});
+    CHECK(state.status == 0);
+    CHECK_THAT(state.out, Catch::StartsWith("s \"MASTER\"\nu 150\nt "));  // MASTER_RX_LOWER_PRI keeps the state
+    auto introspect = busctl({"introspect", "org.kanotify.Test", "/org/kanotify/group/G1"});
+    CHECK_THAT(introspect.out, Catch::Contains(".State"));
+    CHECK_THAT(introspect.out, Catch::Contains(".LastChange"));
+    auto managed = busctl({"call", "org.kanotify.Test", "/org/kanotify", "org.freedesktop.DBus.ObjectManager",
+                           "GetManagedObjects"});
+    CHECK_THAT(managed.out, Catch::Contains("\"/org/kanotify/instance/VI_5f1\""));
+    CHECK_THAT(managed.out, Catch::Contains("\"/org/kanotify/group/G1\""));
+    ::kill(reader, SIGTERM);
+    CHECK(wait_status(reader) == 0);
 }
