@@ -26,7 +26,7 @@ else
   echo "FAIL: kanotify rejects kanotify.toml:"; echo "$out"; status=1
 fi
 # The commented-out instance table must be valid too once uncommented.
-sed 's/^#\(\[instance\|namespace\|interface\|addresses\)/\1/' "$examples/kanotify.toml" > "$dir/kanotify.toml"
+sed 's/^#\(\[instance\|namespace\|interface\|addresses\|router_id\)/\1/' "$examples/kanotify.toml" > "$dir/kanotify.toml"
 if out=$("$kanotify" status --config "$dir/kanotify.toml" --state-dir "$dir/state" 2>&1); then
   echo "PASS: kanotify accepts kanotify.toml with its instance table uncommented"
 else
