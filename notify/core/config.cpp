@@ -257,7 +257,7 @@ Result<void> read_instance(const toml::table& t, const std::string& where, Insta
 
 // Tables whose actions this version does not perform yet: read, validated,
 // and reported, never silently ignored.
-constexpr std::string_view future_tables[] = {"garp", "conntrackd", "hooks", "systemd"};
+constexpr std::string_view future_tables[] = {"garp", "conntrackd", "systemd"};
 constexpr std::string_view future_instance_keys[] = {"units", "target"};
 
 void note_future(const toml::table& t, const std::string& where, std::vector<std::string>& out) {

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "delivery.hpp"
+#include "hooks.hpp"
 #include "journal.hpp"
 #include "metrics.hpp"
 #include "reconcile.hpp"
@@ -134,7 +135,73 @@ struct Dispatcher::Impl {
     void reconcile_all(std::span<const Event> events, const InstanceWork& work, std::vector<Outcome>& outcomes) const;
     void plan(std::span<const Event> events, InstanceWork& work, std::vector<Outcome>& outcomes) const;
     void commit_chunk(std::map<Key, InstanceWork>& chunk) const;
+    [[nodiscard]] bool hooks_configured() const;
+    void run_hooks(std::span<const Event> events, const std::vector<std::size_t>& indexes,
+                   const std::vector<Outcome>& outcomes, std::optional<Error>& journal_error);
 };
+
+bool Dispatcher::Impl::hooks_configured() const {
+    auto any = [](const InstanceSettings& s) {
+        for (const auto& [state, hooks] : s.hooks.by_state)
+            if (!hooks.empty())
+                return true;
+        return false;
+    };
+    if (any(config.defaults))
+        return true;
+    for (const auto& [name, settings] : config.instances)
+        if (any(settings))
+            return true;
+    return false;
+}
+
+// One instance's hooks never overlap and run in transition order: this
+// runs under the chunk's instance locks, one hook after another. Each
+// hook's line is journalled as soon as it ends.
+void Dispatcher::Impl::run_hooks(std::span<const Event> events, const std::vector<std::size_t>& indexes,
+                                 const std::vector<Outcome>& outcomes, std::optional<Error>& journal_error) {
+    auto handled = [&](std::size_t i) {
+        return outcomes[i].status == Status::applied || outcomes[i].status == Status::recorded;
+    };
+    for (std::size_t at = 0; at < indexes.size(); ++at) {
+        auto index = indexes[at];
+        if (!handled(index))
+            continue;  // never for a stale or failed transition
+        const auto& event = events[index];
+        const auto& settings = config.for_instance(event.name).hooks;
+        auto hooks = hooks_for(settings, event.state);
+        if (hooks.empty())
+            continue;
+        // Superseded: a later state of this instance is already here. Its
+        // hooks run instead; events about a state (MASTER_RX_LOWER_PRI...)
+        // supersede nothing.
+        bool superseded = false;
+        if (settings.coalesce)
+            for (std::size_t later = at + 1; later < indexes.size() && !superseded; ++later) {
+                const auto& next = events[indexes[later]];
+                superseded = handled(indexes[later]) && next.kind == event.kind && next.name == event.name &&
+                             is_recorded_state(next.state);
+            }
+        auto environment = hook_environment(event, outcomes[index].previous);
+        for (const auto& hook : hooks) {
+            HookRun run;
+            if (superseded) {
+                run.argv = hook;
+                run.result = HookResult::superseded;
+            } else {
+                run = run_hook(hook_arguments(hook, event, settings.keepalived_args), environment,
+                               std::chrono::milliseconds(settings.timeout_ms), settings.user);
+            }
+            auto result = run.result == HookResult::superseded                            ? "superseded"
+                          : run.result == HookResult::timed_out                           ? "timed-out"
+                          : run.result == HookResult::exited && run.exit_status == 0 ? "ok"
+                                                                                      : "failed";
+            (void)increment_counter(store, fmt::format("hooks:{}", result));
+            if (auto ok = journal.append({hook_line(event, run)}); !ok && !journal_error)
+                journal_error = ok.error();
+        }
+    }
+}
 
 // Under the instance lock, so the kernel's view cannot change between our
 // look and our write because of another invocation for this instance.
@@ -272,6 +339,7 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
     std::optional<Error> journal_error;
     impl_->deliveries.new_batch();
     bool delivering = impl_->deliveries.configured();
+    bool hooks = impl_->hooks_configured();
     if (delivering) {
         // What earlier transitions still owe goes first; entries of instances
         // in this batch are superseded by what this batch delivers.
@@ -358,6 +426,8 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
             if (auto ok = impl_->journal.append(delivered); !ok && !journal_error)
                 journal_error = ok.error();
         }
+        if (hooks)
+            impl_->run_hooks(events, indexes, outcomes, journal_error);
         // chunk, and with it every lock, is released here.
     }
     if (!notes.empty())  // a batch of notes only

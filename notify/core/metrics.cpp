@@ -38,16 +38,19 @@ std::uint64_t read_counter(int fd) {
 }  // namespace
 
 Result<void> count_delivery_failure(const StateStore& store, std::string_view sink) {
-    auto name = fmt::format("failures:{}", sink);
+    return increment_counter(store, fmt::format("failures:{}", sink));
+}
+
+Result<void> increment_counter(const StateStore& store, const std::string& name) {
     UniqueFd fd(::openat(store.locks_fd(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd)
-        return system_error("cannot open the delivery failure counter", errno);
+        return system_error(fmt::format("cannot open the counter {}", name), errno);
     while (::flock(fd.get(), LOCK_EX) != 0)
         if (errno != EINTR)
-            return system_error("cannot lock the delivery failure counter", errno);
+            return system_error(fmt::format("cannot lock the counter {}", name), errno);
     auto text = fmt::format("{:>20}\n", read_counter(fd.get()) + 1);
     if (::pwrite(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
-        return system_error("cannot write the delivery failure counter", errno);
+        return system_error(fmt::format("cannot write the counter {}", name), errno);
     return {};
 }
 
@@ -71,6 +74,11 @@ Result<MetricsSnapshot> collect_metrics(const StateStore& store,
         auto name = fmt::format("failures:{}", sink);
         UniqueFd fd(::openat(store.locks_fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         snapshot.failures[sink] = fd ? read_counter(fd.get()) : 0;
+    }
+    for (auto result : hook_results) {
+        auto name = fmt::format("hooks:{}", result);
+        UniqueFd fd(::openat(store.locks_fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        snapshot.hooks[std::string(result)] = fd ? read_counter(fd.get()) : 0;
     }
     for (const auto& [instance, owed] : pending)
         for (const auto& sink : owed)
@@ -104,6 +112,9 @@ std::string render_metrics(const MetricsSnapshot& snapshot) {
     family("kanotify_pending_deliveries", "gauge", "Instances whose latest state a sink has not acknowledged yet.");
     for (const auto& [sink, count] : snapshot.pending)
         out += fmt::format("kanotify_pending_deliveries{{sink=\"{}\"}} {}\n", sink, count);
+    family("kanotify_hooks_total", "counter", "User hooks run (ok: exit 0), failed, timed out or superseded.");
+    for (const auto& [result, count] : snapshot.hooks)
+        out += fmt::format("kanotify_hooks_total{{result=\"{}\"}} {}\n", result, count);
     return out;
 }
 

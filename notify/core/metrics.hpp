@@ -16,8 +16,12 @@
 
 namespace kanotify {
 
-// Adds one to the failure counter of `sink` (".locks/failures:<sink>").
+// Adds one to a counter kept in the state directory (".locks/<name>").
+[[nodiscard]] Result<void> increment_counter(const StateStore& store, const std::string& name);
+// Adds one to the failure counter of `sink`.
 [[nodiscard]] Result<void> count_delivery_failure(const StateStore& store, std::string_view sink);
+
+inline constexpr std::string_view hook_results[] = {"ok", "failed", "timed-out", "superseded"};
 
 struct MetricsSnapshot {
     struct Instance {
@@ -29,6 +33,7 @@ struct MetricsSnapshot {
     std::vector<Instance> instances;
     std::map<std::string, std::uint64_t> failures;  // per sink
     std::map<std::string, std::uint64_t> pending;   // per sink
+    std::map<std::string, std::uint64_t> hooks;     // per result
 };
 
 [[nodiscard]] Result<MetricsSnapshot> collect_metrics(const StateStore& store,
