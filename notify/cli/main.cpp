@@ -20,6 +20,7 @@ constexpr Subcommand subcommands[] = {
     {"status", kanotify::cli::run_status},
     {"history", kanotify::cli::run_history},
     {"flush", kanotify::cli::run_flush},
+    {"wait", kanotify::cli::run_wait},
 };
 
 }  // namespace
