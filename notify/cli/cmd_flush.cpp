@@ -24,6 +24,8 @@ int run_flush(int argc, char** argv) {
     auto dispatcher = Dispatcher::open(*config);
     if (!dispatcher)
         return report(dispatcher.error());
+    if (auto removed = dispatcher->clean_up(); removed && *removed > 0)
+        logger().log(Level::notice, fmt::format("removed {} temporary files left by an interrupted write", *removed));
     auto flushed = dispatcher->flush();
     if (!flushed)
         return report(flushed.error());

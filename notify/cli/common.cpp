@@ -3,12 +3,15 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "kanotify/event.hpp"
 #include "kanotify/exit_code.hpp"
+#include "fault_point.hpp"
 #include "log.hpp"
 
 #ifndef KANOTIFY_DEFAULT_CONFIG
@@ -33,6 +36,9 @@ void add_global_options(CLI::App& app, GlobalOptions& options) {
 }
 
 Result<Config> load(const GlobalOptions& options) {
+    // Test-only: the crash-point sweep (see fault_point.hpp).
+    if (const char* step = ::secure_getenv("KANOTIFY_TEST_CRASH_AT"))
+        arm_crash_point(step);
     LoadOptions load_options;
     load_options.required = !options.config_path.empty();
     load_options.path = options.config_path.empty() ? KANOTIFY_DEFAULT_CONFIG : options.config_path;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "fault_point.hpp"
 #include "metrics.hpp"
 #include "unix_socket_sink.hpp"
 
@@ -136,6 +137,27 @@ DeliveryOutcome Deliveries::deliver_to(const Sink& sink, const Delivery& deliver
     return result;
 }
 
+namespace {
+
+// neutron's agent knows primary, backup and fault only: nothing else is
+// sent, or owed, to a router.
+bool applicable(const Deliveries::Sink& sink, const InstanceSettings& settings, const Event& event,
+                std::string_view neutron_names) {
+    return std::string_view(sink.name) != "socket" || settings.router_id.empty() ||
+           neutron_state(event.state, neutron_names).has_value();
+}
+
+}  // namespace
+
+void Deliveries::owe(const Event& event, const Outcome& outcome) {
+    const auto& settings = config_.for_instance(event.name);
+    Delivery delivery{event, outcome.previous, settings.router_id, config_.neutron_state_names};
+    for (const auto& sink : sinks)
+        if (sink.owed && sink.enabled(settings) && applicable(sink, settings, event, config_.neutron_state_names))
+            if (auto pending = PendingStore::open(store_, sink.name))
+                (void)pending->put(delivery);  // deliver() puts it again and reports a failure
+}
+
 std::vector<DeliveryOutcome> Deliveries::deliver(const Event& event, const Outcome& outcome) {
     std::vector<DeliveryOutcome> out;
     const auto& settings = config_.for_instance(event.name);
@@ -143,9 +165,7 @@ std::vector<DeliveryOutcome> Deliveries::deliver(const Event& event, const Outco
     for (const auto& sink : sinks) {
         if (!sink.enabled(settings))
             continue;
-        if (std::string_view(sink.name) == "socket" && !settings.router_id.empty() &&
-            !neutron_state(event.state, config_.neutron_state_names)) {
-            // neutron's agent knows primary, backup and fault only.
+        if (!applicable(sink, settings, event, config_.neutron_state_names)) {
             DeliveryOutcome skipped;
             skipped.sink = sink.name;
             skipped.event = event;
@@ -166,10 +186,13 @@ std::vector<DeliveryOutcome> Deliveries::deliver(const Event& event, const Outco
             else
                 pending = std::move(*store);
         }
+        crash_point("delivery:pending-written");
         auto result = deliver_to(sink, delivery, settings, false, false);
+        crash_point("delivery:attempted");
         if (result.result == DeliveryResult::delivered && pending)
             if (auto removed = pending->remove(event.kind, event.name); !removed)
                 result.detail = removed.error().describe();  // delivered again by a later flush: harmless
+        crash_point("delivery:done");
         if (!pending_error.empty())
             result.detail += (result.detail.empty() ? "" : "; ") + pending_error;
         out.push_back(std::move(result));
@@ -208,6 +231,18 @@ std::vector<DeliveryOutcome> Deliveries::flush(const std::set<std::pair<Kind, st
             if (!delivery)
                 continue;
             delivery->neutron_state_names = config_.neutron_state_names;
+            // A crash between owing and recording leaves an entry for a
+            // state that was never recorded: what is owed is the recorded
+            // state, so that is what goes out.
+            if (is_recorded_state(delivery->event.state)) {
+                auto recorded = store_.read(event.kind, event.name);
+                if (recorded && *recorded && **recorded != delivery->event.state) {
+                    delivery->event.state = **recorded;
+                    delivery->event.priority.reset();
+                    delivery->event.sequence = 0;
+                    delivery->previous.reset();
+                }
+            }
             auto result = deliver_to(sink, *delivery, settings, single_attempt, true);
             if (result.result == DeliveryResult::delivered)
                 (void)pending->remove(event.kind, event.name);

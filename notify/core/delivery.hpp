@@ -48,6 +48,10 @@ class Deliveries {
     // Any sink configured anywhere (globally or for an instance)?
     [[nodiscard]] bool configured() const;
 
+    // Records that every owed sink of the event's instance is owed it (under
+    // the instance lock, before its state is committed).
+    void owe(const Event& event, const Outcome& outcome);
+
     // Delivers one event whose instance lock the caller holds.
     [[nodiscard]] std::vector<DeliveryOutcome> deliver(const Event& event, const Outcome& outcome);
 

@@ -281,11 +281,14 @@ void Dispatcher::Impl::commit_chunk(std::map<Key, InstanceWork>& chunk) const {
             if (work.staged && work.failure.empty() && ::fdatasync(work.staged->fd.get()) != 0)
                 work.failure = fmt::format("cannot sync {}: {}", quote(store.file_name(key.first, key.second)),
                                            std::strerror(errno));
+        if (staged_count > 0)
+            crash_point("state:synced");
     } else if (staged_count > 0) {
         if (auto ok = store.sync_filesystem(); !ok)
             for (auto& [key, work] : chunk)
                 if (work.staged)
                     work.failure = ok.error().describe();
+        crash_point("state:synced");
     }
     bool renamed_instance = false, renamed_group = false;
     for (auto& [key, work] : chunk) {
@@ -373,6 +376,17 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
                 impl_->plan(events, work, outcomes);
             }
             chunk.emplace(it->first, std::move(work));
+        }
+        if (delivering) {
+            // Owed before the state is renamed into place: a crash after
+            // the rename must leave the delivery owed, never forgotten.
+            for (auto& [key, work] : chunk)
+                for (auto index = work.events.rbegin(); index != work.events.rend(); ++index)
+                    if (work.failure.empty() &&
+                        (outcomes[*index].status == Status::applied || outcomes[*index].status == Status::recorded)) {
+                        impl_->deliveries.owe(events[*index], outcomes[*index]);
+                        break;
+                    }
         }
         impl_->commit_chunk(chunk);
         for (auto& [key, work] : chunk) {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "journal.hpp"
 
+#include "fault_point.hpp"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -61,13 +63,21 @@ Result<void> Journal::append(const std::vector<std::string>& lines) const {
         return make_error(ErrorKind::system, fmt::format("{}/{} is not a regular file", store_.path(), file_name));
     if (st.st_size > 0) {
         char last = '\n';
-        if (::pread(fd.get(), &last, 1, st.st_size - 1) == 1 && last != '\n')
-            data += '\n';  // a crash tore the last line; readers count it as torn
+        if (::pread(fd.get(), &last, 1, st.st_size - 1) == 1 && last != '\n') {
+            // A crash tore the last line: end it (readers skip it as torn)
+            // and say so, rather than glue the next record to it.
+            data += '\n';
+            data += fmt::format(R"({{"type":"repair","time_usec":{},"pid":{},"detail":"the journal's last line was )"
+                                R"(torn (a crash mid-write); it was ended and is skipped when read"}})",
+                                realtime_usec(), ::getpid());
+            data += '\n';
+        }
     }
     for (const auto& line : lines) {
         data += line;
         data += '\n';
     }
+    crash_point("journal:before-write");
     std::string_view rest = data;
     while (!rest.empty()) {
         auto n = ::write(fd.get(), rest.data(), rest.size());
@@ -81,8 +91,10 @@ Result<void> Journal::append(const std::vector<std::string>& lines) const {
         }
         rest.remove_prefix(static_cast<std::size_t>(n));
     }
+    crash_point("journal:written");
     if (::fdatasync(fd.get()) != 0)
         return system_error(fmt::format("cannot sync {}/{}", store_.path(), file_name), errno);
+    crash_point("journal:synced");
     if (st.st_size + static_cast<off_t>(data.size()) >= settings_.max_bytes)
         return rotate();
     return {};

@@ -20,6 +20,7 @@
 
 #include "kanotify/error.hpp"
 #include "kanotify/event.hpp"
+#include "fault_point.hpp"
 #include "unique_fd.hpp"
 
 namespace kanotify {
@@ -111,6 +112,7 @@ class StateStore {
     void fault(std::string_view step) const {
         if (hooks_.fault_point)
             hooks_.fault_point(step);
+        crash_point(step);
     }
 
     std::string path_;
