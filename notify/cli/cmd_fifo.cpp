@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -122,8 +123,31 @@ std::chrono::microseconds test_action_delay() {
 // twice (queue and batch) in memory at once.
 constexpr std::size_t max_batch_lines = 4096;
 
+// On a keepalived reload the old reader is still finishing (grace period)
+// when the new one starts: the new one reads at once but dispatches only
+// once the old one is done, so the store sees the old lines first. Bounded:
+// keepalived SIGKILLs the old reader about a second after its SIGTERM.
+UniqueFd wait_for_previous_reader(const std::string& state_dir) {
+    UniqueFd lock(::open((state_dir + "/.locks/fifo-reader").c_str(),
+                         O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!lock)
+        return lock;
+    if (::flock(lock.get(), LOCK_EX | LOCK_NB) == 0)
+        return lock;
+    logger().log(Level::info, "another FIFO reader is finishing (a keepalived reload): waiting for it");
+    for (int waited = 0; waited < 3000; waited += 10) {
+        if (::flock(lock.get(), LOCK_EX | LOCK_NB) == 0)
+            return lock;
+        ::usleep(10000);
+    }
+    logger().log(Level::warning, "the other FIFO reader is still there after 3 s: dispatching alongside it "
+                                 "(each instance stays consistent under its own lock)");
+    return UniqueFd();
+}
+
 void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queue, DbusServer* server) {
     auto delay = test_action_delay();
+    auto reader_lock = wait_for_previous_reader(config.state_dir);
     while (true) {
         auto batch = queue.take(max_batch_lines);
         if (batch.empty())
@@ -278,6 +302,14 @@ int run_fifo(int argc, char** argv) {
     auto fifo = open_fifo(fifo_path);
     if (!fifo)
         return report(fifo.error());
+    // Two readers on one FIFO would each get some of the lines, and their
+    // order would be lost: the second one refuses. (A keepalived reload
+    // makes a new FIFO, so the next reader is not held up by this.)
+    if (::flock(fifo->get(), LOCK_EX | LOCK_NB) != 0)
+        return report(Error{ErrorKind::usage, {},
+                            fmt::format("another process already reads the FIFO {}: a second reader would "
+                                        "take lines from it and break their order",
+                                        quote(fifo_path))});
     auto dispatcher = Dispatcher::open(*config);
     if (!dispatcher)
         return report(dispatcher.error());

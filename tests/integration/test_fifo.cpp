@@ -212,3 +212,50 @@ TEST_CASE("fifo: a path that is not a FIFO is refused", "[fifo]") {
     r = run(tmp, {KANOTIFY_BINARY, "fifo", "--config", tmp.str("kanotify.toml"), "--state-dir", tmp.str("state")});
     CHECK(r.status == 64);
 }
+
+TEST_CASE("fifo: a second reader on the same FIFO refuses with the reason", "[fifo]") {
+    TempDir tmp;
+    FifoReader reader(tmp);
+    auto r = run(tmp, {KANOTIFY_BINARY, "fifo", "--config", tmp.str("kanotify.toml"), "--state-dir",
+                       tmp.str("state"), tmp.str("notify.fifo")});
+    CHECK(r.status == 64);
+    CHECK_THAT(r.err, Catch::Contains("another process already reads the FIFO"));
+    CHECK(reader.write_line("INSTANCE \"VI_1\" MASTER 100"));
+    CHECK(reader.terminate_and_wait() == 0);
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "MASTER\n");
+}
+
+TEST_CASE("fifo: on a reload the new reader applies its lines after the old reader's backlog", "[fifo][reload]") {
+    TempDir tmp;
+    // The old reader has slow actions and a backlog when keepalived reloads.
+    FifoReader old_reader(tmp, {"KANOTIFY_TEST_ACTION_DELAY_US=3000"});
+    for (int i = 0; i < 200; ++i)
+        REQUIRE(old_reader.write_line(fmt::format("INSTANCE \"VI_{}\" BACKUP 100", i % 10)));
+    // keepalived: SIGTERM to the old reader, a new FIFO, a new reader, the
+    // current states written again (fifo_write_vrrp_states_on_reload).
+    auto new_fifo = tmp.str("notify2.fifo");
+    REQUIRE(::mkfifo(new_fifo.c_str(), 0600) == 0);
+    old_reader.signal(SIGTERM);
+    auto new_reader = spawn({KANOTIFY_BINARY, "fifo", "--log-target", "stderr", "--config", tmp.str("kanotify.toml"),
+                             "--state-dir", tmp.str("state"), new_fifo},
+                            tmp.str("new.out"), tmp.str("new.err"));
+    int fd = -1;
+    for (int i = 0; i < 1000 && (fd = ::open(new_fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(fd >= 0);
+    for (int i = 0; i < 10; ++i) {
+        auto line = fmt::format("INSTANCE \"VI_{}\" MASTER 100\n", i);
+        REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    }
+    ::close(fd);
+    CHECK(old_reader.terminate_and_wait() == 0);
+    ::kill(new_reader, SIGTERM);
+    CHECK(wait_status(new_reader) == 0);
+    for (int i = 0; i < 10; ++i)
+        CHECK(read_file(tmp.path() / fmt::format("state/VI_{}.state", i)) == "MASTER\n");
+    auto entries = journal(tmp, "transition");
+    REQUIRE(entries.size() == 210);
+    for (std::size_t i = 0; i < 200; ++i)
+        CHECK(entries[i]["state"] == "BACKUP");  // all of the old reader's first
+    CHECK_THAT(read_file(tmp.path() / "new.err"), Catch::Contains("waiting for it"));
+}
