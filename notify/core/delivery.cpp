@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "json_line.hpp"
+
 #include "fault_point.hpp"
 #include "metrics.hpp"
 #include "unix_socket_sink.hpp"
@@ -43,7 +45,7 @@ std::string delivery_line(const DeliveryOutcome& outcome) {
         entry["flushed"] = true;
     if (!outcome.detail.empty())
         entry["detail"] = outcome.detail;
-    return entry.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    return json_line(entry);
 }
 
 // What differs between the consumers; the guarantee (write-ahead pending

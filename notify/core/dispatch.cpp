@@ -16,6 +16,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "json_line.hpp"
+
 #include "delivery.hpp"
 #include "hooks.hpp"
 #include "journal.hpp"
@@ -58,11 +60,6 @@ nlohmann::ordered_json base_entry(std::string_view type, std::int64_t time_usec)
     return entry;
 }
 
-std::string dump(const nlohmann::ordered_json& entry) {
-    // Invalid UTF-8 from a hostile line is replaced, never thrown about.
-    return entry.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
 }  // namespace
 
 std::string rejected_entry(Source source, std::string_view input, const Error& error, std::int64_t time_usec) {
@@ -70,13 +67,13 @@ std::string rejected_entry(Source source, std::string_view input, const Error& e
     entry["source"] = to_string(source);
     entry["input"] = quote(input);
     entry["reason"] = error.message;
-    return dump(entry);
+    return json_line(entry);
 }
 
 std::string checker_entry(std::string_view line, std::int64_t time_usec) {
     auto entry = base_entry("checker", time_usec);
     entry["line"] = quote(line);
-    return dump(entry);
+    return json_line(entry);
 }
 
 std::string_view to_string(Status status) noexcept {
@@ -113,7 +110,7 @@ std::string journal_line(const Event& event, const Outcome& outcome) {
         entry["reason"] = outcome.reason;
     if (!outcome.note.empty())
         entry["note"] = outcome.note;
-    return dump(entry);
+    return json_line(entry);
 }
 
 struct Dispatcher::Impl {

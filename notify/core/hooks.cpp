@@ -17,6 +17,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "json_line.hpp"
+
 #include "unique_fd.hpp"
 
 extern char** environ;
@@ -252,7 +254,7 @@ std::string hook_line(const Event& event, const HookRun& run) {
         entry["output"] = run.output;
     if (!run.error.empty())
         entry["error"] = run.error;
-    return entry.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    return json_line(entry);
 }
 
 }  // namespace kanotify

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "json_line.hpp"
+
 namespace kanotify {
 
 std::optional<std::string_view> neutron_state(State state, std::string_view names) noexcept {
@@ -34,7 +36,7 @@ std::string delivery_json(const Delivery& delivery) {
     body["source"] = to_string(e.source);
     if (!delivery.router_id.empty())
         body["router_id"] = delivery.router_id;
-    return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    return json_line(body);
 }
 
 Result<std::string> build_http_request(const Delivery& delivery) {

@@ -169,34 +169,31 @@ std::string StateStore::file_name(Kind kind, const std::string& name) const {
     return fmt::format("{}/{}{}{}", path_, kind == Kind::group ? "group/" : "", name, state_suffix);
 }
 
-Result<InstanceLock> StateStore::lock(Kind kind, const std::string& name) const {
+Result<std::optional<InstanceLock>> StateStore::acquire(Kind kind, const std::string& name, bool wait) const {
     if (auto ok = validate_name(name); !ok)
         return tl::unexpected(ok.error());
     auto file = lock_name(kind, name);
     UniqueFd fd(::openat(locks_.get(), file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd)
         return system_error(fmt::format("cannot open lock {}/.locks/{}", path_, file), errno);
-    while (::flock(fd.get(), LOCK_EX) != 0) {
-        if (errno != EINTR)
-            return system_error(fmt::format("cannot lock {}/.locks/{}", path_, file), errno);
-    }
-    return InstanceLock(std::move(fd));
-}
-
-Result<std::optional<InstanceLock>> StateStore::try_lock(Kind kind, const std::string& name) const {
-    if (auto ok = validate_name(name); !ok)
-        return tl::unexpected(ok.error());
-    auto file = lock_name(kind, name);
-    UniqueFd fd(::openat(locks_.get(), file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd)
-        return system_error(fmt::format("cannot open lock {}/.locks/{}", path_, file), errno);
-    while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK)
+    while (::flock(fd.get(), wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK && !wait)
             return std::optional<InstanceLock>{};
         if (errno != EINTR)
             return system_error(fmt::format("cannot lock {}/.locks/{}", path_, file), errno);
     }
     return std::optional<InstanceLock>{InstanceLock(std::move(fd))};
+}
+
+Result<InstanceLock> StateStore::lock(Kind kind, const std::string& name) const {
+    auto lock = acquire(kind, name, true);
+    if (!lock)
+        return tl::unexpected(lock.error());
+    return std::move(**lock);
+}
+
+Result<std::optional<InstanceLock>> StateStore::try_lock(Kind kind, const std::string& name) const {
+    return acquire(kind, name, false);
 }
 
 Result<std::optional<State>> StateStore::read(Kind kind, const std::string& name) const {

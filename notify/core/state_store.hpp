@@ -108,6 +108,7 @@ class StateStore {
     StateStore(std::string path, UniqueFd dir, UniqueFd group, UniqueFd locks, StoreHooks hooks)
         : path_(std::move(path)), dir_(std::move(dir)), group_(std::move(group)), locks_(std::move(locks)),
           hooks_(std::move(hooks)) {}
+    [[nodiscard]] Result<std::optional<InstanceLock>> acquire(Kind kind, const std::string& name, bool wait) const;
     [[nodiscard]] int dir_for(Kind kind) const noexcept { return kind == Kind::group ? group_.get() : dir_.get(); }
     void fault(std::string_view step) const {
         if (hooks_.fault_point)
