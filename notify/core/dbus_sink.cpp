@@ -137,27 +137,33 @@ Result<MessagePtr> DbusConnections::build(sd_bus* bus, const SdBusApi& api, cons
 DeliveryReport DbusConnections::emit_signal(const DbusSettings& settings, const Delivery& delivery,
                                             const DbusDetails& details) {
     DeliveryReport report;
-    report.attempts = 1;
-    auto bus = connect(settings.bus);
-    if (!bus) {
-        report.error = bus.error().message;
-        return report;
+    // Twice at most: a resident reader's connection may have died with the
+    // bus daemon since the last signal; a fresh one is tried once.
+    for (int attempt = 0; attempt < 2 && !report.delivered; ++attempt) {
+        ++report.attempts;
+        auto bus = connect(settings.bus);
+        if (!bus) {
+            report.error = bus.error().message;
+            return report;
+        }
+        const auto* api = *sd_bus_api();
+        auto message = build(*bus, *api, delivery, details, true, {});
+        if (!message) {
+            report.error = message.error().message;
+            return report;
+        }
+        int r = api->sd_bus_send(*bus, message->get(), nullptr);
+        if (r >= 0)
+            r = api->sd_bus_flush(*bus);
+        if (r < 0) {
+            drop(settings.bus);
+            report.error =
+                fmt::format("cannot send StateChanged on the {} bus: {}", settings.bus, std::strerror(-r));
+            continue;
+        }
+        report.delivered = true;
+        report.error.clear();
     }
-    const auto* api = *sd_bus_api();
-    auto message = build(*bus, *api, delivery, details, true, {});
-    if (!message) {
-        report.error = message.error().message;
-        return report;
-    }
-    int r = api->sd_bus_send(*bus, message->get(), nullptr);
-    if (r >= 0)
-        r = api->sd_bus_flush(*bus);
-    if (r < 0) {
-        drop(settings.bus);
-        report.error = fmt::format("cannot send StateChanged on the {} bus: {}", settings.bus, std::strerror(-r));
-        return report;
-    }
-    report.delivered = true;
     return report;
 }
 
@@ -195,8 +201,9 @@ DeliveryReport DbusConnections::call_transition(const DbusSettings& settings, co
             return report;
         }
         report.error = fmt::format("Transition on {}: {}", settings.destination, describe(*api, r, error.error));
-        if (!error.error.name)
-            drop(settings.bus);  // a transport error: reconnect next time
+        // A dead connection reports errors too (sd-bus names some of them),
+        // so every failure reconnects: cheap next to a retry's backoff.
+        drop(settings.bus);
     }
     return report;
 }

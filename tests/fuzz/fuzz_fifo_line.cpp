@@ -129,7 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto whole = split(input, input.size() + 1);
     check(same(whole, expected));
     // Reads of any size cut the stream into the same lines.
-    std::size_t chunk = input.empty() ? 1 : std::size_t{static_cast<unsigned char>(input[0]) % 37} + 1;
+    std::size_t chunk = input.empty() ? 1 : static_cast<unsigned char>(input[0]) % 37u + 1;
     auto pieces = split(input, chunk);
     check(same(pieces, expected));
 

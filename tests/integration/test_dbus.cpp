@@ -296,3 +296,42 @@ TEST_CASE("dbus: the FIFO reader serves State, Priority and LastChange with Prop
     ::kill(reader, SIGTERM);
     CHECK(wait_status(reader) == 0);
 }
+
+TEST_CASE("dbus: the resident reader reconnects after the bus daemon restarts", "[dbus][fifo]") {
+    TempDir tmp;
+    auto bus = std::make_unique<PrivateBus>(tmp);
+    auto address = bus->address();
+    config(tmp, fmt::format("[dbus]\nbus = \"{}\"\nsignal = false\ndestination = \"org.kanotify.TestAgent\"\n"
+                            "timeout_ms = 500\nretries = 8\n",
+                            address));
+    auto fifo = tmp.str("notify.fifo");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto reader = spawn({KANOTIFY_BINARY, "fifo", "--log-target", "stderr", "--config", tmp.str("kanotify.toml"),
+                         "--state-dir", tmp.str("state"), fifo},
+                        tmp.str("fifo.out"), tmp.str("fifo.err"));
+    auto serve_one = [&](const char* line, const std::string& expected) {
+        sd_bus* agent = bus->connect();
+        Calls calls;
+        REQUIRE(sd_bus_add_object_vtable(agent, nullptr, "/org/kanotify/agent", "org.kanotify.Agent1", agent_vtable,
+                                         &calls) >= 0);
+        REQUIRE(sd_bus_request_name(agent, "org.kanotify.TestAgent", 0) >= 0);
+        {
+            std::ofstream out(fifo);
+            out << line << std::flush;
+        }
+        REQUIRE(pump(agent, [&] { return !calls.states.empty(); }, std::chrono::seconds(15)));
+        sd_bus_flush_close_unref(agent);
+        CHECK(calls.states.back() == expected);
+    };
+    serve_one("INSTANCE \"VI_1\" BACKUP 100\n", "VI_1 BACKUP");
+    // The bus daemon goes away and comes back on the same address.
+    bus.reset();
+    bus = std::make_unique<PrivateBus>(tmp);
+    serve_one("INSTANCE \"VI_1\" MASTER 100\n", "VI_1 MASTER");
+    ::kill(reader, SIGTERM);
+    CHECK(wait_status(reader) == 0);
+    auto journal = deliveries(tmp);
+    REQUIRE(journal.size() >= 2);
+    CHECK(journal.back()["outcome"] == "delivered");
+    CHECK(journal.back()["state"] == "MASTER");
+}
