@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -31,6 +32,8 @@ std::string key_of(Kind kind, const std::string& name) {
 
 struct DbusServer::State {
     const SdBusApi* api = nullptr;
+    std::string address;
+    std::string name;
     std::map<std::string, InstanceProperties> objects;  // node-stable: userdata pointers stay valid
     std::vector<sd_bus_vtable> vtable;                  // registered: lives as long as the bus
     BusPtr bus{nullptr, BusCloser{nullptr}};            // last, so it goes first
@@ -141,24 +144,20 @@ std::vector<sd_bus_vtable> make_vtable(const SdBusApi& api) {
 
 }  // namespace
 
-Result<std::unique_ptr<DbusServer>> DbusServer::start(const std::string& bus, const std::string& name,
-                                                      std::vector<InstanceProperties> initial) {
-    auto api = sd_bus_api();
-    if (!api)
-        return tl::unexpected(api.error());
-    std::unique_ptr<DbusServer> server(new DbusServer());
-    server->state_ = std::make_unique<State>();
-    auto& state = *server->state_;
-    state.api = *api;
+namespace {
+
+// Connects, registers the objects and owns the name: at start, and again
+// whenever the bus daemon went away.
+Result<void> attach(DbusServer::State& state) {
     sd_bus* raw = nullptr;
     int r = 0;
-    if (bus == "system") {
+    if (state.address == "system") {
         r = state.api->sd_bus_open_system(&raw);
-    } else if (bus == "user") {
+    } else if (state.address == "user") {
         r = state.api->sd_bus_open_user(&raw);
     } else if ((r = state.api->sd_bus_new(&raw)) >= 0) {
         BusPtr owner(raw, BusCloser{state.api});
-        r = state.api->sd_bus_set_address(raw, bus.c_str());
+        r = state.api->sd_bus_set_address(raw, state.address.c_str());
         if (r >= 0)
             r = state.api->sd_bus_set_bus_client(raw, 1);
         if (r >= 0)
@@ -166,11 +165,9 @@ Result<std::unique_ptr<DbusServer>> DbusServer::start(const std::string& bus, co
         raw = r >= 0 ? owner.release() : nullptr;
     }
     if (r < 0)
-        return make_error(ErrorKind::unavailable, fmt::format("cannot connect to the {} bus: {}", bus, std::strerror(-r)));
-    state.bus = BusPtr(raw, BusCloser{state.api});
-    for (auto& p : initial)
-        state.objects.emplace(key_of(p.kind, p.name), std::move(p));
-    state.vtable = make_vtable(*state.api);
+        return make_error(ErrorKind::unavailable,
+                          fmt::format("cannot connect to the {} bus: {}", state.address, std::strerror(-r)));
+    BusPtr bus(raw, BusCloser{state.api});
     r = state.api->sd_bus_add_fallback_vtable(raw, nullptr, instance_prefix, interface_name, state.vtable.data(),
                                               find_instance, &state);
     if (r >= 0)
@@ -182,10 +179,32 @@ Result<std::unique_ptr<DbusServer>> DbusServer::start(const std::string& bus, co
         r = state.api->sd_bus_add_object_manager(raw, nullptr, root_path);
     if (r < 0)
         return make_error(ErrorKind::system, fmt::format("cannot register D-Bus objects: {}", std::strerror(-r)));
-    r = state.api->sd_bus_request_name(raw, name.c_str(), 0);
+    r = state.api->sd_bus_request_name(raw, state.name.c_str(), 0);
     if (r < 0)
         return make_error(ErrorKind::unavailable,
-                          fmt::format("cannot own the bus name {}: {}", quote(name), std::strerror(-r)));
+                          fmt::format("cannot own the bus name {}: {}", quote(state.name), std::strerror(-r)));
+    state.bus = std::move(bus);
+    return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DbusServer>> DbusServer::start(const std::string& bus, const std::string& name,
+                                                      std::vector<InstanceProperties> initial) {
+    auto api = sd_bus_api();
+    if (!api)
+        return tl::unexpected(api.error());
+    std::unique_ptr<DbusServer> server(new DbusServer());
+    server->state_ = std::make_unique<State>();
+    auto& state = *server->state_;
+    state.api = *api;
+    state.address = bus;
+    state.name = name;
+    state.vtable = make_vtable(*state.api);
+    for (auto& p : initial)
+        state.objects.emplace(key_of(p.kind, p.name), std::move(p));
+    if (auto ok = attach(state); !ok)
+        return tl::unexpected(ok.error());
     server->wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!server->wake_)
         return system_error("cannot create an eventfd", errno);
@@ -216,13 +235,34 @@ void DbusServer::update(std::vector<InstanceProperties> updates) {
 void DbusServer::run() {
     auto& state = *state_;
     const auto* api = state.api;
-    sd_bus* bus = state.bus.get();
+    auto last_attempt = std::chrono::steady_clock::now();
     while (!stopping_) {
+        if (!state.bus) {
+            // The bus daemon went away: try again every second, serving the
+            // same objects once it is back. Updates still reach the table.
+            pollfd p{wake_.get(), POLLIN, 0};
+            if (::poll(&p, 1, 1000) > 0) {
+                std::uint64_t count = 0;
+                (void)!::read(wake_.get(), &count, sizeof count);
+                std::lock_guard lock(mutex_);
+                for (auto& u : queued_)
+                    state.objects.insert_or_assign(key_of(u.kind, u.name), u);
+                queued_.clear();
+            }
+            if (!stopping_ && std::chrono::steady_clock::now() - last_attempt >= std::chrono::seconds(1)) {
+                last_attempt = std::chrono::steady_clock::now();
+                (void)attach(state);
+            }
+            continue;
+        }
+        sd_bus* bus = state.bus.get();
         int r = api->sd_bus_process(bus, nullptr);
         if (r > 0)
             continue;
-        if (r < 0)
-            break;  // the connection is gone; the FIFO reader carries on without it
+        if (r < 0) {
+            state.bus.reset();
+            continue;
+        }
         std::uint64_t timeout_usec = UINT64_MAX;
         (void)api->sd_bus_get_timeout(bus, &timeout_usec);
         int timeout_ms = -1;

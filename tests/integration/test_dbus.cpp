@@ -335,3 +335,41 @@ TEST_CASE("dbus: the resident reader reconnects after the bus daemon restarts", 
     CHECK(journal.back()["outcome"] == "delivered");
     CHECK(journal.back()["state"] == "MASTER");
 }
+
+TEST_CASE("dbus: the served properties come back after the bus daemon restarts", "[dbus][fifo]") {
+    TempDir tmp;
+    auto bus = std::make_unique<PrivateBus>(tmp);
+    config(tmp, fmt::format("[dbus]\nbus = \"{}\"\nname = \"org.kanotify.Test\"\nsignal = false\n", bus->address()));
+    auto fifo = tmp.str("notify.fifo");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto reader = spawn({KANOTIFY_BINARY, "fifo", "--log-target", "stderr", "--config", tmp.str("kanotify.toml"),
+                         "--state-dir", tmp.str("state"), fifo},
+                        tmp.str("fifo.out"), tmp.str("fifo.err"));
+    auto state_of = [&] {
+        return run(tmp, {"/usr/bin/busctl", "--address=" + bus->address(), "get-property", "org.kanotify.Test",
+                         "/org/kanotify/instance/VI_5f1", "org.kanotify.Instance1", "State"});
+    };
+    auto await_state = [&](const std::string& expected) {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (state_of().out != "s \"" + expected + "\"\n") {
+            if (std::chrono::steady_clock::now() > deadline)
+                return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return true;
+    };
+    {
+        std::ofstream out(fifo);
+        out << "INSTANCE \"VI_1\" BACKUP 100\n" << std::flush;
+    }
+    CHECK(await_state("BACKUP"));
+    bus.reset();
+    {
+        std::ofstream out(fifo);  // a transition while the bus is away
+        out << "INSTANCE \"VI_1\" MASTER 100\n" << std::flush;
+    }
+    bus = std::make_unique<PrivateBus>(tmp);
+    CHECK(await_state("MASTER"));
+    ::kill(reader, SIGTERM);
+    CHECK(wait_status(reader) == 0);
+}
