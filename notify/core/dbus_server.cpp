@@ -149,25 +149,13 @@ namespace {
 // Connects, registers the objects and owns the name: at start, and again
 // whenever the bus daemon went away.
 Result<void> attach(DbusServer::State& state) {
-    sd_bus* raw = nullptr;
+    auto opened = open_bus(*state.api, state.address, 5000000);
+    if (!opened)
+        return tl::unexpected(opened.error());
+    BusPtr bus = std::move(*opened);
+    sd_bus* raw = bus.get();
     int r = 0;
-    if (state.address == "system") {
-        r = state.api->sd_bus_open_system(&raw);
-    } else if (state.address == "user") {
-        r = state.api->sd_bus_open_user(&raw);
-    } else if ((r = state.api->sd_bus_new(&raw)) >= 0) {
-        BusPtr owner(raw, BusCloser{state.api});
-        r = state.api->sd_bus_set_address(raw, state.address.c_str());
-        if (r >= 0)
-            r = state.api->sd_bus_set_bus_client(raw, 1);
-        if (r >= 0)
-            r = state.api->sd_bus_start(raw);
-        raw = r >= 0 ? owner.release() : nullptr;
-    }
-    if (r < 0)
-        return make_error(ErrorKind::unavailable,
-                          fmt::format("cannot connect to the {} bus: {}", state.address, std::strerror(-r)));
-    BusPtr bus(raw, BusCloser{state.api});
+
     r = state.api->sd_bus_add_fallback_vtable(raw, nullptr, instance_prefix, interface_name, state.vtable.data(),
                                               find_instance, &state);
     if (r >= 0)

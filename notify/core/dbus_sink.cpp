@@ -42,34 +42,16 @@ DbusConnections::DbusConnections(Sleep sleep) : sleep_(std::move(sleep)) {
         sleep_ = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
 }
 
-Result<sd_bus*> DbusConnections::connect(const std::string& bus) {
+Result<sd_bus*> DbusConnections::connect(const std::string& bus, std::int64_t timeout_ms) {
     if (auto it = buses_.find(bus); it != buses_.end())
         return it->second.get();
     auto api = sd_bus_api();
     if (!api)
         return tl::unexpected(api.error());
-    sd_bus* raw = nullptr;
-    int r = 0;
-    if (bus == "system") {
-        r = (*api)->sd_bus_open_system(&raw);
-    } else if (bus == "user") {
-        r = (*api)->sd_bus_open_user(&raw);
-    } else {
-        r = (*api)->sd_bus_new(&raw);
-        if (r >= 0) {
-            BusPtr owner(raw, BusCloser{*api});
-            r = (*api)->sd_bus_set_address(raw, bus.c_str());
-            if (r >= 0)
-                r = (*api)->sd_bus_set_bus_client(raw, 1);
-            if (r >= 0)
-                r = (*api)->sd_bus_start(raw);
-            raw = r >= 0 ? owner.release() : nullptr;
-        }
-    }
-    if (r < 0)
-        return make_error(ErrorKind::unavailable,
-                          fmt::format("cannot connect to the {} bus: {}", bus, std::strerror(-r)));
-    auto& slot = buses_.emplace(bus, BusPtr(raw, BusCloser{*api})).first->second;
+    auto opened = open_bus(**api, bus, static_cast<std::uint64_t>(timeout_ms) * 1000);
+    if (!opened)
+        return tl::unexpected(opened.error());
+    auto& slot = buses_.emplace(bus, std::move(*opened)).first->second;
     return slot.get();
 }
 
@@ -141,7 +123,7 @@ DeliveryReport DbusConnections::emit_signal(const DbusSettings& settings, const 
     // bus daemon since the last signal; a fresh one is tried once.
     for (int attempt = 0; attempt < 2 && !report.delivered; ++attempt) {
         ++report.attempts;
-        auto bus = connect(settings.bus);
+        auto bus = connect(settings.bus, settings.timeout_ms);
         if (!bus) {
             report.error = bus.error().message;
             return report;
@@ -178,7 +160,7 @@ DeliveryReport DbusConnections::call_transition(const DbusSettings& settings, co
             backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
         }
         ++report.attempts;
-        auto bus = connect(settings.bus);
+        auto bus = connect(settings.bus, settings.timeout_ms);
         if (!bus) {
             report.error = bus.error().message;
             continue;

@@ -46,7 +46,7 @@ class DbusConnections {
                                                  const DbusDetails& details, bool single_attempt);
 
   private:
-    [[nodiscard]] Result<sd_bus*> connect(const std::string& bus);
+    [[nodiscard]] Result<sd_bus*> connect(const std::string& bus, std::int64_t timeout_ms);
     void drop(const std::string& bus);
     [[nodiscard]] Result<MessagePtr> build(sd_bus* bus, const SdBusApi& api, const Delivery& delivery,
                                            const DbusDetails& details, bool signal, const std::string& destination);

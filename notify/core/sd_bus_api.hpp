@@ -12,7 +12,9 @@
 
 #include <systemd/sd-bus.h>
 
+#include <cstdint>
 #include <memory>
+#include <string>
 
 #include "kanotify/error.hpp"
 
@@ -24,8 +26,6 @@ struct SdBusApi {
     X(sd_bus_set_address)                                                                                              \
     X(sd_bus_set_bus_client)                                                                                           \
     X(sd_bus_start)                                                                                                    \
-    X(sd_bus_open_system)                                                                                              \
-    X(sd_bus_open_user)                                                                                                \
     X(sd_bus_flush_close_unref)                                                                                        \
     X(sd_bus_send)                                                                                                     \
     X(sd_bus_call)                                                                                                     \
@@ -51,7 +51,11 @@ struct SdBusApi {
     X(sd_bus_process)                                                                                                  \
     X(sd_bus_get_fd)                                                                                                   \
     X(sd_bus_get_events)                                                                                               \
-    X(sd_bus_get_timeout)
+    X(sd_bus_get_timeout)                                                                                              \
+    X(sd_bus_set_method_call_timeout)                                                                                  \
+    X(sd_bus_is_ready)                                                                                                 \
+    X(sd_bus_close_unref)                                                                                              \
+    X(sd_bus_wait)
 
 #define KANOTIFY_SD_BUS_POINTER(name) decltype(&::name) name = nullptr;
     KANOTIFY_SD_BUS_FUNCTIONS(KANOTIFY_SD_BUS_POINTER)
@@ -71,7 +75,14 @@ struct SdBusApi {
 // Owners for sd-bus handles, releasing through the loaded table.
 struct BusCloser {
     const SdBusApi* api;
-    void operator()(sd_bus* bus) const noexcept { api->sd_bus_flush_close_unref(bus); }
+    // Flushing waits for the bus with no bound of ours: only a connection
+    // that finished connecting is flushed.
+    void operator()(sd_bus* bus) const noexcept {
+        if (api->sd_bus_is_ready(bus) > 0)
+            api->sd_bus_flush_close_unref(bus);
+        else
+            api->sd_bus_close_unref(bus);
+    }
 };
 struct MessageCloser {
     const SdBusApi* api;
@@ -79,5 +90,10 @@ struct MessageCloser {
 };
 using BusPtr = std::unique_ptr<sd_bus, BusCloser>;
 using MessagePtr = std::unique_ptr<sd_bus_message, MessageCloser>;
+
+// A client connection to "system", "user" or an address, whose every wait
+// (the Hello reply included) is bounded by `timeout`: sd-bus's default is
+// 25 s, far too long for a notify process keepalived may kill after one.
+[[nodiscard]] Result<BusPtr> open_bus(const SdBusApi& api, const std::string& bus, std::uint64_t timeout_usec);
 
 }  // namespace kanotify

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "listener.hpp"
 #include "private_bus.hpp"
 #include "process.hpp"
 
@@ -372,4 +373,22 @@ TEST_CASE("dbus: the served properties come back after the bus daemon restarts",
     CHECK(await_state("MASTER"));
     ::kill(reader, SIGTERM);
     CHECK(wait_status(reader) == 0);
+}
+
+TEST_CASE("dbus: a bus that never answers costs at most the configured timeout", "[dbus]") {
+    TempDir tmp;
+    Listener silent(tmp.str("silent.sock"));
+    silent.serve(Behaviour::hang);  // accepts, reads, never answers the authentication
+    config(tmp, fmt::format("[dbus]\nbus = \"unix:path={}\"\ntimeout_ms = 300\n", tmp.str("silent.sock")));
+    auto started = std::chrono::steady_clock::now();
+    auto r = run(tmp, notify(tmp, {"INSTANCE", "VI_1", "MASTER", "100"}));
+    auto took = std::chrono::steady_clock::now() - started;
+    CHECK(r.status == 0);  // a signal is best-effort: recorded, not owed
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "MASTER\n");
+    // Functional bound (sd-bus's own default would be 25 s per wait).
+    CHECK(took < std::chrono::seconds(5));
+    auto journal = deliveries(tmp);
+    REQUIRE(journal.size() == 1);
+    CHECK(journal[0]["sink"] == "dbus-signal");
+    CHECK(journal[0]["outcome"] == "skipped");
 }
