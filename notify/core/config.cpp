@@ -9,10 +9,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <functional>
 #include <string>
 
 #include <fmt/format.h>
+
+// toml++ header-only (see notify/CMakeLists.txt), its internal assertions
+// compiled out as in Debian's release build of the library.
+#define TOML_HEADER_ONLY 1
+#define TOML_ASSERT(expr) static_cast<void>(0)
 #include <toml++/toml.h>
 
 #include "kanotify/event.hpp"
@@ -401,6 +407,17 @@ const InstanceSettings& Config::for_instance(const std::string& name) const {
 Result<Config> parse_config(std::string_view text, const std::string& origin) {
     Config config;
     config.source_path = origin;
+    // Every setting is ASCII (paths, names, addresses). toml++ 3.3.0 reaches
+    // undefined behaviour on some non-ASCII characters outside strings
+    // (upstream issues 190 and 295), so none get that far.
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x80 || c == 0) {
+            std::size_t line = 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(i), '\n'));
+            return make_error(ErrorKind::config,
+                              fmt::format("{}:{}: byte 0x{:02x}: the configuration must be ASCII", origin, line, c));
+        }
+    }
     try {
         auto table = toml::parse(text, origin);
         if (auto ok = read_top(table, origin, config); !ok)

@@ -23,7 +23,8 @@ Result<IpAddress> parse_ip_address(std::string_view text) {
         return make_error(ErrorKind::invalid,
                           fmt::format("address {} is not an IPv4 or IPv6 address with an optional /prefix", quote(text)));
     };
-    if (text.empty() || text.size() > INET6_ADDRSTRLEN + 4)
+    // inet_pton() reads up to a NUL: "10.0.0.1\0junk" must not pass as 10.0.0.1.
+    if (text.empty() || text.size() > INET6_ADDRSTRLEN + 4 || text.find('\0') != std::string_view::npos)
         return invalid();
     IpAddress address;
     auto slash = text.find('/');

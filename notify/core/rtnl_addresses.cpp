@@ -48,8 +48,12 @@ Result<DumpProgress> walk(std::span<const std::uint8_t> bytes, Handle handle) {
             if (payload.size() < sizeof(nlmsgerr))
                 return make_error(ErrorKind::system, "malformed netlink error message");
             auto error = load<nlmsgerr>(payload.data());
-            if (error.error != 0)
+            // The kernel sends -errno; anything else (INT_MIN cannot even be
+            // negated) is a broken peer, not an errno to report.
+            if (error.error < 0 && error.error > -4096)
                 return system_error("the kernel refused the netlink dump", -error.error);
+            if (error.error != 0)
+                return make_error(ErrorKind::system, fmt::format("malformed netlink error {}", error.error));
         } else if (auto ok = handle(header.nlmsg_type, payload); !ok) {
             return tl::unexpected(ok.error());
         }

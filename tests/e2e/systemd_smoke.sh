@@ -124,7 +124,11 @@ else
 fi
 result=$(ns_busctl get-property org.freedesktop.systemd1 "$unit_path" \
 	org.freedesktop.systemd1.Service Result 2>&1)
-[ "$result" = 's "success"' ] && pass "$UNIT Result=success" || fail "$UNIT Result: $result"
+if [ "$result" = 's "success"' ]; then
+	pass "$UNIT Result=success"
+else
+	fail "$UNIT Result: $result"
+fi
 
 if out=$(ns_busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
 	org.freedesktop.systemd1.Manager StopUnit ss "$UNIT" replace 2>&1); then
@@ -146,7 +150,7 @@ left=""
 ns__alive "$nspawn_pid" && left+=" systemd-nspawn($nspawn_pid)"
 ns__alive "$leader" && left+=" container-init($leader)"
 for d in /proc/[0-9]*; do
-	tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qx -- "$name" && left+=" pid ${d#/proc/}"
+	{ tr '\0' '\n' <"$d/cmdline"; } 2>/dev/null | grep -qx -- "$name" && left+=" pid ${d#/proc/}"
 done
 [ -e "$run_dir" ] && left+=" $run_dir"
 for cg in "${cgroups[@]}"; do [ -e "$cg" ] && left+=" $cg"; done
@@ -162,4 +166,4 @@ if [ $failures -ne 0 ]; then
 	echo "$failures check(s) failed"
 	exit 1
 fi
-echo "all checks passed"
+echo "all systemd smoke checks passed"

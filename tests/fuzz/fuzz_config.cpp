@@ -33,39 +33,6 @@ bool absolute_or_empty(const std::string& path) {
     return path.empty() || path.front() == '/';
 }
 
-#ifdef KANOTIFY_FUZZ_TOML_BUILTIN
-// toml++ 3.3.0 (Debian 12's) reaches __builtin_unreachable() in
-// is_non_ascii_horizontal_whitespace() for most code points of three ranges
-// (upstream issues #190 and #295, crashers/config/README.md). With toml++
-// compiled in (toml_impl.cpp), UBSan stops on that at once; inputs holding
-// such a code point are skipped so that the fuzzer gets past it.
-bool toml_unreachable_code_point(char32_t c) {
-    if (c < 0xA0 || c > 0xFEFF || c == 0xA0 || c == 0x3000 || c == 0xFEFF)
-        return false;
-    auto bucket = (static_cast<std::uint64_t>(c) - 0xA0) / 0x3FA;
-    if (((std::uint64_t{1} << bucket) & 0x7FFFFFFFFFFFF75Eull) != 0)
-        return false;
-    return bucket != 5 && bucket != 7;
-}
-
-bool hits_toml_unreachable(std::string_view text) {
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        auto b0 = static_cast<unsigned char>(text[i]);
-        auto cont = [&](std::size_t k) {
-            return i + k < text.size() && (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-        };
-        char32_t c = 0;
-        if (b0 >= 0xC2 && b0 <= 0xDF && cont(1))
-            c = static_cast<char32_t>(((b0 & 0x1Fu) << 6) | (static_cast<unsigned char>(text[i + 1]) & 0x3Fu));
-        else if (b0 >= 0xE0 && b0 <= 0xEF && cont(1) && cont(2))
-            c = static_cast<char32_t>(((b0 & 0x0Fu) << 12) | ((static_cast<unsigned char>(text[i + 1]) & 0x3Fu) << 6) |
-                                      (static_cast<unsigned char>(text[i + 2]) & 0x3Fu));
-        if (toml_unreachable_code_point(c))
-            return true;
-    }
-    return false;
-}
-#endif
 
 void check_settings(const InstanceSettings& s) {
     check(validate_instance_settings(s).has_value());
@@ -99,10 +66,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size > max_input)
         return -1;
     std::string_view text(reinterpret_cast<const char*>(data), size);
-#ifdef KANOTIFY_FUZZ_TOML_BUILTIN
-    if (hits_toml_unreachable(text))
-        return -1;
-#endif
     const std::string origin = "fuzz.toml";
     auto config = parse_config(text, origin);
     if (!config) {

@@ -165,6 +165,8 @@ TEST_CASE("config: mistakes are errors that name the key", "[config]") {
              {"state_dir = \"relative\"", "absolute path"},
              {"state_dir = ", "test.toml:1"},
              {"[log]\nlevel = \"loud\"", "unknown value"},
+             {"# caf\xc3\xa9\nstate_dir = \"/x\"", "test.toml:1: byte 0xc3: the configuration must be ASCII"},
+             {"a = 1 \xc2\xa7", "must be ASCII"},
              {"[fifo]\ngrace_ms = 5000", "between 0 and 900"},
              {"[instance.VI_1]\nrouter_id = \"a\\r\\nX-Evil: 1\"", "router_id"},
              {"[socket]\npath = \"relative.sock\"", "must be absolute"},

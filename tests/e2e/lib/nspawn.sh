@@ -26,6 +26,13 @@
 #   ns_unit_property foo.service ActiveState
 #   ns_poweroff || fail "$NS_ERROR"
 #
+# Helpers once booted: ns_busctl ARGS (busctl on the container's bus),
+# ns_reload (daemon-reload), ns_unit_path / ns_unit_property /
+# ns_wait_unit_property, ns_run CMD (a command inside the container's
+# namespaces, though in the caller's cgroup), ns_console_tail [N].
+# Do not call ns_boot/ns_start in a command substitution or a pipeline: the
+# container state lives in this shell's variables.
+#
 # After ns_start:
 #   NS_BUS_ADDRESS  unix:path=/proc/<leader>/root/run/dbus/system_bus_socket
 #   NS_ROOT         the container's root directory as the host sees it
@@ -44,7 +51,7 @@
 #   NS_STORAGE          auto (overlayfs, else copy), overlay or copy
 #   NS_BOOT_TIMEOUT     seconds to wait for the booted system, default 60
 #   NS_POWEROFF_TIMEOUT seconds to wait for an orderly power-off, default 30
-#   NS_BUILD_TIMEOUT    seconds for debootstrap, default 1500
+#   NS_BUILD_TIMEOUT    seconds for debootstrap (and for the cache lock), default 600
 #   NS_KEEP_LOG         a path: the console log is copied there on clean-up
 #
 # All functions return non-zero on failure with a message in NS_ERROR.
@@ -73,7 +80,7 @@ declare -g NS_RUN_BASE=${NS_RUN_BASE:-/var/tmp/kanotify-nspawn}
 declare -g NS_STORAGE=${NS_STORAGE:-auto}
 declare -g NS_BOOT_TIMEOUT=${NS_BOOT_TIMEOUT:-60}
 declare -g NS_POWEROFF_TIMEOUT=${NS_POWEROFF_TIMEOUT:-30}
-declare -g NS_BUILD_TIMEOUT=${NS_BUILD_TIMEOUT:-1500}
+declare -g NS_BUILD_TIMEOUT=${NS_BUILD_TIMEOUT:-600}
 declare -g NS_KEEP_LOG=${NS_KEEP_LOG:-}
 # Per container (one per shell).
 declare -g NS_OWNER="" NS_NAME="" NS_RUN="" NS_ROOT="" NS_LOG="" NS_MODE=""
@@ -160,7 +167,7 @@ ns__find_leader() {
 	for c in $kids; do
 		nspid=$(sed -n 's/^NSpid:[[:space:]]*//p' "/proc/$c/status" 2>/dev/null) || continue
 		# "4301 1": host pid, then pid in the container's namespace.
-		[ "${nspid##*[[:space:]]}" = 1 ] && [ "$nspid" != 1 ] || continue
+		if [ "${nspid##*[[:space:]]}" != 1 ] || [ "$nspid" = 1 ]; then continue; fi
 		printf '%s\n' "$c"
 		return 0
 	done
@@ -230,27 +237,29 @@ ns__cgroup_layout() {
 	fi
 }
 
-# Creates cgroup NAME in every hierarchy of ns__cgroup_mounts; prints the
-# directories. The process that then writes its pid into each one's
+# Creates cgroup NAME in every hierarchy of ns__cgroup_mounts, into the
+# array NS__CG_MADE. The process that then writes its pid into each one's
 # cgroup.procs (ns__cgroup_enter) gives systemd-nspawn a cgroup of its own:
 # with --keep-unit it puts its payload/ and supervisor/ below it.
+declare -ga NS__CG_MADE=()
 ns__cgroup_create() {
 	local name=$1 mnt out
-	local -a made=()
+	NS__CG_MADE=()
 	while read -r mnt; do
 		[ -n "$mnt" ] || continue
 		if ! out=$(mkdir -p -- "$mnt/$name" 2>&1); then
 			NS_ERROR="cannot create cgroup $mnt/$name: ${out:-no message}"
-			ns__cgroup_remove "${made[@]}"
+			ns__cgroup_remove "${NS__CG_MADE[@]}"
+			NS__CG_MADE=()
 			return 1
 		fi
-		made+=("$mnt/$name")
+		NS__CG_MADE+=("$mnt/$name")
 	done < <(ns__cgroup_mounts)
-	if [ ${#made[@]} -eq 0 ]; then
-		NS_ERROR="no cgroup2 and no name=systemd cgroup hierarchy is mounted (cgroup layout: $(ns__cgroup_layout)); systemd in a container needs one"
+	if [ ${#NS__CG_MADE[@]} -eq 0 ]; then
+		NS_ERROR="no cgroup2 and no name=systemd cgroup v1 hierarchy is mounted (cgroup layout: $(ns__cgroup_layout)); systemd in a container needs one"
 		return 1
 	fi
-	printf '%s\n' "${made[@]}"
+	return 0
 }
 
 # Moves the calling (sub)shell into the cgroups given.
@@ -280,7 +289,13 @@ ns__cgroup_remove() {
 			[ "$left" = 0 ] && break
 			sleep 0.1
 		done
-		find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+		# A cgroup whose last task is still exiting refuses rmdir (EBUSY)
+		# for a moment.
+		for try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+			find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+			[ -d "$cg" ] || break
+			sleep 0.1
+		done
 		[ -d "$cg" ] && ok=1
 	done
 	return $ok
@@ -290,13 +305,16 @@ ns__cgroup_remove() {
 # and, tab-separated, the keyring its entry names (may be empty). Reads
 # /etc/apt/sources.list and sources.list.d/*.list (one-line format) and
 # sources.list.d/*.sources (deb822). Prefers an entry whose Release file
-# apt has fetched says "Origin: Debian", then one for NS_SUITE itself; the
-# entry must carry the main component.
+# apt has fetched says "Origin: Debian", then one for NS_SUITE itself, then
+# one whose URI ends in /debian; the entry must carry the main component,
+# and suites with a dash or slash (bookworm-security, -updates) never count.
+# (NS__APT_DIR and NS__APT_LISTS replace /etc/apt and /var/lib/apt/lists,
+# for testing this parser.)
 ns_apt_mirror() {
-	local f entries
+	local f entries etc=${NS__APT_DIR:-/etc/apt} lists=${NS__APT_LISTS:-/var/lib/apt/lists}
 	local -a files=()
-	[ -f /etc/apt/sources.list ] && files+=(/etc/apt/sources.list)
-	for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+	[ -f "$etc/sources.list" ] && files+=("$etc/sources.list")
+	for f in "$etc"/sources.list.d/*.list "$etc"/sources.list.d/*.sources; do
 		[ -f "$f" ] && files+=("$f")
 	done
 	# One line per (uri, suite) of a "deb" entry with "main":
@@ -369,7 +387,7 @@ ns_apt_mirror() {
 		# '/' turned into '_'.
 		list=${uri#*://}
 		list=${list%/}
-		list="/var/lib/apt/lists/${list//\//_}_dists_${suite//\//_}_"
+		list="$lists/${list//\//_}_dists_${suite//\//_}_"
 		if grep -qs '^Origin: Debian$' "${list}InRelease" "${list}Release"; then
 			score=$((score + 4))
 		fi
@@ -393,13 +411,14 @@ ns_apt_mirror() {
 # host's /usr bound read-only) the way ns_start runs the real one, but
 # without --boot. Leaves nothing behind. Sets NS_ERROR on failure.
 ns_probe() {
-	local p out rc tmp id cgs pid t0 leader me
+	local p out rc tmp id pid t0 leader me cap
 	local -a cg=()
 	NS_ERROR=""
 	if [ "$(id -u)" != 0 ]; then
 		NS_ERROR="needs root (systemd-nspawn, mounts, cgroups)"
 		return 1
 	fi
+	ns_sweep
 	for p in systemd-nspawn busctl flock nsenter mount umount; do
 		if ! command -v "$p" >/dev/null 2>&1; then
 			case "$p" in
@@ -414,7 +433,14 @@ ns_probe() {
 		NS_ERROR="debootstrap is not installed (Debian package debootstrap) and the cached tree $NS_CACHE is not built"
 		return 1
 	fi
-	for p in pid mnt net uts ipc; do
+	# CAP_SYS_ADMIN (bit 21): namespaces and mounts. Missing in an
+	# unprivileged container.
+	cap=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)
+	if [ -n "$cap" ] && (((0x$cap >> 21 & 1) == 0)); then
+		NS_ERROR="no CAP_SYS_ADMIN in the effective capability set (CapEff $cap; an unprivileged container?): systemd-nspawn needs it for namespaces and mounts"
+		return 1
+	fi
+	for p in pid mnt net uts ipc cgroup; do
 		if [ ! -e "/proc/self/ns/$p" ]; then
 			NS_ERROR="the kernel has no $p namespaces (/proc/self/ns/$p is missing)"
 			return 1
@@ -422,11 +448,11 @@ ns_probe() {
 	done
 	me=$BASHPID
 	id="kanotify-nspawn.probe.$me"
-	if ! cgs=$(ns__cgroup_create "$id"); then
+	if ! ns__cgroup_create "$id"; then
 		NS_ERROR="cgroups unusable for a container: $NS_ERROR"
 		return 1
 	fi
-	mapfile -t cg <<<"$cgs"
+	cg=("${NS__CG_MADE[@]}")
 	# Under NS_RUN_BASE with an owner record, so that ns_sweep removes it
 	# should this shell be killed meanwhile.
 	tmp="$NS_RUN_BASE/probe.$me"
@@ -448,6 +474,14 @@ ns_probe() {
 			echo "cannot move into cgroups ${cg[*]}"
 			exit 125
 		}
+		# nspawn picks the container's cgroup layout from the systemd it
+		# finds in the tree, and this one has none (its /usr is bound in
+		# later): on a unified-only host it would fall back to a legacy
+		# name=systemd hierarchy, mounted privately and left with a cgroup
+		# of ours in it. Say what the host has.
+		if [ "$(ns__cgroup_layout)" = unified ]; then
+			export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
+		fi
 		exec systemd-nspawn --quiet --register=no --keep-unit --private-network \
 			--link-journal=no --console=pipe --bind-ro=/usr -D "$tmp/root" \
 			--machine "kanotify-probe-$me" /usr/bin/sh -c 'echo nspawn-probe-ok $$'
@@ -497,13 +531,37 @@ ns_tree_ok() {
 	return 0
 }
 
+# A build whose run was killed goes on (debootstrap holds the cache lock):
+# if NS_CACHE.builder names a builder whose owner is gone, kill its process
+# group (debootstrap runs in a session of its own) so the lock frees.
+ns__kill_orphan_builder() {
+	local f="$NS_CACHE.builder" key a b owner_ok=0 pgid=""
+	[ -f "$f" ] || return 0
+	while read -r key a b; do
+		case "$key" in
+		owner) ns__alive "$a" "$b" && owner_ok=1 ;;
+		builder) ns__alive "$a" "$b" && pgid=$a ;;
+		esac
+	done <"$f"
+	[ $owner_ok = 0 ] || return 0
+	if [ -n "$pgid" ]; then
+		ns__log "killing the debootstrap of a dead run (process group $pgid)"
+		kill -TERM -- "-$pgid" 2>/dev/null
+		ns__wait_gone "$pgid" 5000 || kill -KILL -- "-$pgid" 2>/dev/null
+		sleep 0.5
+		kill -KILL -- "-$pgid" 2>/dev/null
+	fi
+	rm -f "$f"
+	return 0
+}
+
 # Builds the cached tree unless a complete one is there. Holds an exclusive
 # lock on NS_CACHE.lock meanwhile, so parallel runs build it once; runs that
 # use the tree hold the lock shared (ns_create), so it is never rebuilt
 # under a running container. Builds into NS_CACHE.new.PID and renames it
 # into place when complete.
 ns_prepare_tree() {
-	local fd t0 mirror keyring line new log rc http_proxy_conf=""
+	local fd t0 mirror keyring line new log rc bpid http_proxy_conf=""
 	local -a opts=()
 	NS_ERROR=""
 	NS_BUILD_MS=0
@@ -516,7 +574,22 @@ ns_prepare_tree() {
 		NS_ERROR="cannot open $NS_CACHE.lock"
 		return 1
 	}
-	if ! flock -n -x "$fd"; then
+	# Shared first: a complete tree is used as it is, alongside running
+	# containers (which hold the lock shared); a build holds it exclusive.
+	if ! flock -n -s "$fd" && ! { ns__kill_orphan_builder && flock -n -s "$fd"; }; then
+		ns__log "waiting for $NS_CACHE (another run is building it)"
+		if ! flock -w "$NS_BUILD_TIMEOUT" -s "$fd"; then
+			exec {fd}>&-
+			NS_ERROR="timed out after ${NS_BUILD_TIMEOUT}s waiting for the lock on $NS_CACHE.lock"
+			return 1
+		fi
+	fi
+	if ns_tree_ok; then
+		exec {fd}>&-
+		return 0
+	fi
+	flock -u "$fd"
+	if ! flock -n -x "$fd" && ! { ns__kill_orphan_builder && flock -n -x "$fd"; }; then
 		ns__log "waiting for the lock on $NS_CACHE (another run builds or uses it)"
 		if ! flock -w "$NS_BUILD_TIMEOUT" -x "$fd"; then
 			exec {fd}>&-
@@ -524,7 +597,7 @@ ns_prepare_tree() {
 			return 1
 		fi
 	fi
-	if ns_tree_ok; then
+	if ns_tree_ok; then # built by another run meanwhile
 		exec {fd}>&-
 		return 0
 	fi
@@ -559,14 +632,22 @@ ns_prepare_tree() {
 	log="$NS_CACHE.debootstrap.log"
 	ns__log "building $NS_CACHE: debootstrap --variant=minbase --include=$NS_INCLUDE $NS_SUITE from $mirror (log: $log)"
 	rm -f "$NS_CACHE.recipe"
+	# In a session of its own (setsid: this background subshell is no
+	# process group leader, so setsid makes its pid the group's id), so
+	# that a later run can kill the whole build should this one be killed.
 	(
 		if [ -n "$http_proxy_conf" ] && [ "$http_proxy_conf" != DIRECT ]; then
 			export http_proxy=$http_proxy_conf
 		fi
-		exec timeout -k 10 "$NS_BUILD_TIMEOUT" debootstrap --variant=minbase \
+		exec setsid timeout -k 10 "$NS_BUILD_TIMEOUT" debootstrap --variant=minbase \
 			--include="$NS_INCLUDE" "${opts[@]}" "$NS_SUITE" "$new" "$mirror"
-	) </dev/null >"$log" 2>&1
+	) </dev/null >"$log" 2>&1 &
+	bpid=$!
+	printf 'owner %s %s\nbuilder %s %s\n' "$BASHPID" "$(ns__starttime "$BASHPID")" \
+		"$bpid" "$(ns__starttime "$bpid")" >"$NS_CACHE.builder"
+	wait "$bpid"
 	rc=$?
+	rm -f "$NS_CACHE.builder"
 	ns__umount_below "$new" # debootstrap mounts proc and sys in the target
 	if [ $rc -ne 0 ]; then
 		ns__remove_tree "$new"
@@ -620,7 +701,7 @@ ns__write_owner() {
 # its cgroups, nspawn's /run entries and the per-run directory.
 # Arguments: run dir, machine name, nspawn pid, cgroup dirs...
 ns__destroy() {
-	local run=$1 name=$2 pid=$3 leader
+	local run=$1 name=$2 pid=$3 leader devino
 	shift 3
 	if [ -n "$pid" ] && ns__alive "$pid"; then
 		leader=$(ns__find_leader "$pid") && kill -9 "$leader" 2>/dev/null
@@ -630,6 +711,12 @@ ns__destroy() {
 	[ $# -gt 0 ] && ns__cgroup_remove "$@"
 	if [ -n "$name" ]; then
 		rm -rf "/run/systemd/nspawn/propagate/$name" "/run/systemd/nspawn/unix-export/$name" 2>/dev/null
+	fi
+	# nspawn locks the tree with /run/systemd/nspawn/locks/inode-DEV:INO
+	# (of the root directory, so before the overlay goes) and removes it
+	# when it exits, unless it was killed.
+	if [ -n "$run" ] && devino=$(stat -c '%d:%i' "$run/root" 2>/dev/null); then
+		rm -f "/run/systemd/nspawn/locks/inode-$devino"
 	fi
 	[ -n "$run" ] && ns__remove_tree "$run"
 }
@@ -641,7 +728,7 @@ ns_sweep() {
 	local d key a b owner_ok name pid start fd
 	local -a cgs
 	[ -d "$NS_RUN_BASE" ] || return 0
-	exec {fd}>"$NS_RUN_BASE/.sweep.lock" || return 0
+	exec {fd}<"$NS_RUN_BASE" || return 0 # the directory itself is the lock
 	flock -w 30 -x "$fd" || {
 		exec {fd}>&-
 		return 0
@@ -701,11 +788,13 @@ ns_create() {
 	NS_NAME=$name
 	NS_OWNER=$BASHPID
 	NS_RUN="$NS_RUN_BASE/$name.$NS_OWNER"
-	mkdir -p "$NS_RUN_BASE" && chmod 0700 "$NS_RUN_BASE" && mkdir "$NS_RUN" || {
+	if ! mkdir -p "$NS_RUN_BASE" || ! chmod 0700 "$NS_RUN_BASE" || ! mkdir "$NS_RUN"; then
 		NS_ERROR="cannot create $NS_RUN"
 		NS_RUN=""
+		exec {NS_CACHE_LOCK_FD}>&-
+		NS_CACHE_LOCK_FD=""
 		return 1
-	}
+	fi
 	NS_MODE=""
 	ns__write_owner
 	NS_ROOT="$NS_RUN/root"
@@ -736,14 +825,14 @@ ns_create() {
 # in NS_LOG; waits (NS_BOOT_TIMEOUT) until systemd answers on the
 # container's system bus with SystemState running or degraded.
 ns_start() {
-	local cgs t0 sock state="" leader=""
+	local t0 sock state="" leader=""
 	NS_ERROR=""
 	if [ -z "$NS_RUN" ] || [ -n "$NS_PID" ]; then
 		NS_ERROR="ns_start: no container created, or already started"
 		return 1
 	fi
-	cgs=$(ns__cgroup_create "kanotify-nspawn.$NS_NAME.$NS_OWNER") || return 1
-	mapfile -t NS_CGROUPS <<<"$cgs"
+	ns__cgroup_create "kanotify-nspawn.$NS_NAME.$NS_OWNER" || return 1
+	NS_CGROUPS=("${NS__CG_MADE[@]}")
 	ns__write_owner
 	t0=$(ns__now_us)
 	(
@@ -817,6 +906,7 @@ ns_unit_path() {
 	out=$(ns_busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
 		org.freedesktop.systemd1.Manager LoadUnit s "$1" 2>&1) || {
 		NS_ERROR="LoadUnit $1: $out"
+		printf 'nspawn: %s\n' "$NS_ERROR" >&2
 		return 1
 	}
 	out=${out#o \"}
@@ -831,6 +921,7 @@ ns_unit_property() {
 	out=$(ns_busctl get-property org.freedesktop.systemd1 "$path" \
 		org.freedesktop.systemd1.Unit "$2" 2>&1) || {
 		NS_ERROR="get-property $1 $2: $out"
+		printf 'nspawn: %s\n' "$NS_ERROR" >&2
 		return 1
 	}
 	out=${out#s \"}
@@ -842,7 +933,7 @@ ns_wait_unit_property() {
 	local unit=$1 prop=$2 want=$3 timeout_ms=$4 t0 v=""
 	t0=$(ns__now_us)
 	while :; do
-		v=$(ns_unit_property "$unit" "$prop") && [ "$v" = "$want" ] && return 0
+		v=$(ns_unit_property "$unit" "$prop" 2>/dev/null) && [ "$v" = "$want" ] && return 0
 		if [ "$(ns__ms_since "$t0")" -ge "$timeout_ms" ]; then
 			NS_ERROR="$unit: $prop is '${v:-?}', not '$want', after ${timeout_ms} ms"
 			return 1
@@ -855,7 +946,7 @@ ns_wait_unit_property() {
 # in the container; if it runs, reloads systemd over the bus (the call
 # returns once the reload is done) and checks that the unit loaded.
 ns_install_unit() {
-	local unit=$1 file=$2 out state
+	local unit=$1 file=$2 out state path
 	NS_ERROR=""
 	if [ -z "$NS_ROOT" ]; then
 		NS_ERROR="ns_install_unit: no container"
@@ -874,11 +965,19 @@ ns_install_unit() {
 	mv -f "$NS_ROOT/etc/systemd/system/$unit.tmp" "$NS_ROOT/etc/systemd/system/$unit" || return 1
 	[ -n "$NS_BUS_ADDRESS" ] || return 0 # not booted yet: systemd reads it at boot
 	ns_reload || return 1
-	state=$(ns_unit_property "$unit" LoadState) || return 1
-	if [ "$state" != loaded ]; then
-		out=$(ns_busctl get-property org.freedesktop.systemd1 "$(ns_unit_path "$unit")" \
-			org.freedesktop.systemd1.Unit LoadError 2>&1)
-		NS_ERROR="$unit did not load: LoadState $state, $out"
+	# LoadUnit fails for a unit that did not load (bad setting, not found),
+	# with systemd's reason.
+	if ! out=$(ns_busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+		org.freedesktop.systemd1.Manager LoadUnit s "$unit" 2>&1); then
+		NS_ERROR="$unit did not load: $out"
+		return 1
+	fi
+	path=${out#o \"}
+	path=${path%\"}
+	state=$(ns_busctl get-property org.freedesktop.systemd1 "$path" \
+		org.freedesktop.systemd1.Unit LoadState 2>&1)
+	if [ "$state" != 's "loaded"' ]; then
+		NS_ERROR="$unit did not load: LoadState $state"
 		return 1
 	fi
 	return 0
@@ -896,7 +995,7 @@ ns_reload() {
 
 # Runs a command inside the running container (all its namespaces).
 ns_run() {
-	nsenter --target "$NS_LEADER" --mount --uts --ipc --net --pid --root --wd=/ -- "$@"
+	nsenter --target "$NS_LEADER" --mount --uts --ipc --net --pid --root --wd -- "$@"
 }
 
 # The last lines of the container's console.
@@ -906,7 +1005,8 @@ ns_console_tail() {
 
 # Powers the container off in order (poweroff.target over the bus, else
 # SIGRTMIN+4 to its systemd), waits NS_POWEROFF_TIMEOUT for systemd-nspawn
-# to exit, then SIGTERM to nspawn and SIGKILL as a last resort; removes the
+# to exit, then SIGKILL to the container's PID 1 (and to nspawn as a last
+# resort); removes the
 # per-run tree, cgroups and nspawn's /run entries, and checks that nothing
 # is left. NS_POWEROFF_MS: how long the orderly part took.
 ns_poweroff() {
@@ -928,11 +1028,14 @@ ns_poweroff() {
 			ok=1
 			NS_POWEROFF_MS=$(ns__ms_since "$t0")
 		else
-			ns__log "container $NS_NAME did not power off within ${NS_POWEROFF_TIMEOUT}s ($how); SIGTERM to systemd-nspawn"
-			kill -TERM "$NS_PID" 2>/dev/null
+			# SIGKILL to the container's PID 1 ends its pid namespace: every
+			# process in it dies, and nspawn exits on its own, cleaning up.
+			# (SIGTERM to nspawn would only ask for another orderly shutdown.)
+			ns__log "container $NS_NAME did not power off within ${NS_POWEROFF_TIMEOUT}s ($how); SIGKILL to its PID 1"
+			[ -n "$NS_LEADER" ] || NS_LEADER=$(ns__find_leader "$NS_PID") || NS_LEADER=""
+			[ -n "$NS_LEADER" ] && kill -9 "$NS_LEADER" 2>/dev/null
 			if ! ns__wait_gone "$NS_PID" 5000; then
-				ns__log "SIGKILL to container $NS_NAME"
-				[ -n "$NS_LEADER" ] && kill -9 "$NS_LEADER" 2>/dev/null
+				ns__log "SIGKILL to systemd-nspawn ($NS_PID)"
 				kill -9 "$NS_PID" 2>/dev/null
 				ns__wait_gone "$NS_PID" 5000
 			fi
