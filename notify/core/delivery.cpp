@@ -76,6 +76,10 @@ DbusDetails details_of(const InstanceSettings& settings) {
 
 }  // namespace
 
+std::string Deliveries::owed_key(std::string_view sink, const Event& event) {
+    return fmt::format("{}/{}:{}/{}/{}", sink, to_string(event.kind), event.name, event.sequence, event.time_usec);
+}
+
 std::vector<std::string> Deliveries::sink_names() {
     std::vector<std::string> out;
     for (const auto& sink : sinks)
@@ -157,7 +161,8 @@ void Deliveries::owe(const Event& event, const Outcome& outcome) {
     for (const auto& sink : sinks)
         if (sink.owed && sink.enabled(settings) && applicable(sink, settings, event, config_.neutron_state_names))
             if (auto pending = PendingStore::open(store_, sink.name))
-                (void)pending->put(delivery);  // deliver() puts it again and reports a failure
+                if (pending->put(delivery))  // on failure deliver() tries again and reports it
+                    owed_.insert(owed_key(sink.name, event));
 }
 
 std::vector<DeliveryOutcome> Deliveries::deliver(const Event& event, const Outcome& outcome) {
@@ -180,12 +185,14 @@ std::vector<DeliveryOutcome> Deliveries::deliver(const Event& event, const Outco
         std::string pending_error;
         if (sink.owed) {
             // Written ahead: a process killed mid-retry still leaves it owed.
+            // owe() usually wrote it already, before the state was committed.
             auto store = PendingStore::open(store_, sink.name);
             if (!store)
                 pending_error = store.error().describe();
-            else if (auto put = store->put(delivery); !put)
-                pending_error = put.error().describe();
-            else
+            else if (owed_.erase(owed_key(sink.name, event)) == 0)
+                if (auto put = store->put(delivery); !put)
+                    pending_error = put.error().describe();
+            if (store && pending_error.empty())
                 pending = std::move(*store);
         }
         crash_point("delivery:pending-written");

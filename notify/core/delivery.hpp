@@ -43,7 +43,10 @@ class Deliveries {
 
     // A sink that failed is not tried again within a batch (its deliveries
     // go straight to pending); each batch starts afresh.
-    void new_batch() { down_.clear(); }
+    void new_batch() {
+        down_.clear();
+        owed_.clear();
+    }
 
     // Any sink configured anywhere (globally or for an instance)?
     [[nodiscard]] bool configured() const;
@@ -75,7 +78,10 @@ class Deliveries {
     const Config& config_;
     const StateStore& store_;
     DbusConnections dbus_;
+    [[nodiscard]] static std::string owed_key(std::string_view sink, const Event& event);
+
     std::set<std::string> down_;  // sink targets that failed in this batch: straight to pending
+    std::set<std::string> owed_;  // pending entries owe() wrote in this batch, not to be written twice
 };
 
 }  // namespace kanotify
