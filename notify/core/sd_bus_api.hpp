@@ -25,6 +25,7 @@ struct SdBusApi {
     X(sd_bus_new)                                                                                                      \
     X(sd_bus_set_address)                                                                                              \
     X(sd_bus_set_bus_client)                                                                                           \
+    X(sd_bus_negotiate_fds)                                                                                            \
     X(sd_bus_start)                                                                                                    \
     X(sd_bus_flush_close_unref)                                                                                        \
     X(sd_bus_send)                                                                                                     \
