@@ -14,6 +14,9 @@ packages=(
   # private dbus-daemon, busctl (systemd) as an outside D-Bus client
   keepalived iproute2 procps util-linux psmisc
   dbus-daemon dbus-bin systemd libsystemd0
+  # a real systemd for the unit tests: systemd-nspawn boots a minimal Debian
+  # tree that debootstrap builds once from the machine's apt sources
+  systemd-container debootstrap debian-archive-keyring
 )
 
 missing=()

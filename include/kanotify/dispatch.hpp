@@ -33,6 +33,7 @@ struct Outcome {
     std::string reason;             // why stale or failed
     std::string note;               // anything else worth keeping (e.g. not reconciled)
     bool undelivered = false;       // a consumer stayed unreachable: kept pending
+    std::vector<std::string> unit_failures;  // systemd jobs that did not end "done" (journalled in full)
 };
 
 struct FlushReport {

@@ -219,6 +219,10 @@ void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queu
                           {"KANOTIFY_OUTCOME", std::string(to_string(outcome.status))},
                           {"KANOTIFY_SEQUENCE", std::to_string(event.sequence)}},
                          outcome.status == Status::stale ? message_id::stale : message_id::transition);
+            for (const auto& failure : outcome.unit_failures)
+                logger().log(Level::error,
+                             fmt::format("{} {}: systemd: {}", to_string(event.kind), event.name, failure),
+                             {{"KANOTIFY_INSTANCE", event.name}}, message_id::failure);
         }
     }
 }

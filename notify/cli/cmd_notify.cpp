@@ -38,6 +38,9 @@ void log_outcome(const Event& event, const Outcome& outcome) {
                   {"KANOTIFY_OUTCOME", std::string(to_string(outcome.status))},
                   {"KANOTIFY_SOURCE", std::string(to_string(event.source))}},
                  outcome.status == Status::stale ? message_id::stale : message_id::transition);
+    for (const auto& failure : outcome.unit_failures)
+        logger().log(Level::error, fmt::format("{} {}: systemd: {}", to_string(event.kind), event.name, failure),
+                     {{"KANOTIFY_INSTANCE", event.name}}, message_id::failure);
 }
 
 }  // namespace

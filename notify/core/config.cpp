@@ -24,6 +24,7 @@
 #include "kanotify/event.hpp"
 #include "ip_address.hpp"
 #include "netns.hpp"
+#include "systemd_units.hpp"
 #include "unique_fd.hpp"
 
 namespace kanotify {
@@ -263,16 +264,12 @@ Result<void> read_instance(const toml::table& t, const std::string& where, Insta
 
 // Tables whose actions this version does not perform yet: read, validated,
 // and reported, never silently ignored.
-constexpr std::string_view future_tables[] = {"garp", "conntrackd", "systemd"};
-constexpr std::string_view future_instance_keys[] = {"units", "target"};
+constexpr std::string_view future_tables[] = {"garp", "conntrackd"};
 
 void note_future(const toml::table& t, const std::string& where, std::vector<std::string>& out) {
     for (auto key : future_tables)
         if (t.contains(key))
             out.push_back(fmt::format("{}[{}]", where, key));
-    for (auto key : future_instance_keys)
-        if (t.contains(key))
-            out.push_back(fmt::format("{}{}", where, key));
 }
 
 Result<void> read_top(const toml::table& t, const std::string& origin, Config& c) {
@@ -393,6 +390,9 @@ Result<void> validate_instance_settings(const InstanceSettings& settings) {
             return make_error(ErrorKind::invalid, fmt::format("dbus destination {} is not a D-Bus bus name",
                                                               quote(d)));
     }
+    for (const auto& unit : settings.units)
+        if (auto ok = validate_unit_name(unit); !ok)
+            return ok;
     if (!settings.socket.path.empty() && settings.socket.path.front() != '/')
         return make_error(ErrorKind::invalid,
                           fmt::format("socket path {} must be absolute", quote(settings.socket.path)));

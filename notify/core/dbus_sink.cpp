@@ -15,20 +15,6 @@ namespace {
 
 constexpr const char* default_system_bus = "/run/dbus/system_bus_socket";
 
-std::string describe(const SdBusApi& api, int r, const sd_bus_error& error) {
-    (void)api;
-    if (error.name)
-        return fmt::format("{}: {}", error.name, error.message ? error.message : "");
-    return std::strerror(-r);
-}
-
-// sd_bus_error with its release bound to the loaded table.
-struct BusError {
-    const SdBusApi& api;
-    sd_bus_error error = SD_BUS_ERROR_NULL;
-    ~BusError() { api.sd_bus_error_free(&error); }
-};
-
 }  // namespace
 
 bool system_bus_absent(const std::string& bus) {
@@ -182,7 +168,7 @@ DeliveryReport DbusConnections::call_transition(const DbusSettings& settings, co
             report.error.clear();
             return report;
         }
-        report.error = fmt::format("Transition on {}: {}", settings.destination, describe(*api, r, error.error));
+        report.error = fmt::format("Transition on {}: {}", settings.destination, error.describe(r));
         // A dead connection reports errors too (sd-bus names some of them),
         // so every failure reconnects: cheap next to a retry's backoff.
         drop(settings.bus);

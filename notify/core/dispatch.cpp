@@ -20,6 +20,7 @@
 
 #include "delivery.hpp"
 #include "hooks.hpp"
+#include "systemd_units.hpp"
 #include "journal.hpp"
 #include "metrics.hpp"
 #include "reconcile.hpp"
@@ -119,6 +120,7 @@ struct Dispatcher::Impl {
     Journal journal;
     AddressLister addresses;
     Deliveries deliveries;
+    SystemdUnits units;
 
     Impl(Config c, StateStore s, AddressLister a)
         : config(std::move(c)), store(std::move(s)), journal(store, config.journal), addresses(std::move(a)),
@@ -133,6 +135,9 @@ struct Dispatcher::Impl {
     void plan(std::span<const Event> events, InstanceWork& work, std::vector<Outcome>& outcomes) const;
     void commit_chunk(std::map<Key, InstanceWork>& chunk) const;
     [[nodiscard]] bool hooks_configured() const;
+    [[nodiscard]] bool units_configured() const;
+    void drive_units(std::span<const Event> events, const std::vector<std::size_t>& indexes,
+                     std::vector<Outcome>& outcomes, std::optional<Error>& journal_error);
     void run_hooks(std::span<const Event> events, const std::vector<std::size_t>& indexes,
                    const std::vector<Outcome>& outcomes, std::optional<Error>& journal_error);
 };
@@ -150,6 +155,50 @@ bool Dispatcher::Impl::hooks_configured() const {
         if (any(settings))
             return true;
     return false;
+}
+
+bool Dispatcher::Impl::units_configured() const {
+    auto any = [](const InstanceSettings& s) { return s.target || !s.units.empty(); };
+    if (any(config.defaults))
+        return true;
+    return std::any_of(config.instances.begin(), config.instances.end(),
+                       [&](const auto& item) { return any(item.second); });
+}
+
+// Units follow the state, which is level-triggered: only the last state an
+// instance reached in this batch drives them (a MASTER that a BACKUP of the
+// same batch already replaced starts nothing). Under the instance locks, so
+// two invocations never drive one instance's units at the same time.
+void Dispatcher::Impl::drive_units(std::span<const Event> events, const std::vector<std::size_t>& indexes,
+                                   std::vector<Outcome>& outcomes, std::optional<Error>& journal_error) {
+    std::map<Key, std::size_t> last;
+    for (auto index : indexes)
+        if (outcomes[index].status == Status::applied && unit_action_for(events[index].state))
+            last[{events[index].kind, events[index].name}] = index;
+    std::vector<std::size_t> ordered;
+    for (const auto& [key, index] : last)
+        ordered.push_back(index);
+    std::sort(ordered.begin(), ordered.end());
+    for (auto index : ordered) {
+        const auto& event = events[index];
+        const auto& settings = config.for_instance(event.name);
+        auto units_of = settings.units;
+        if (settings.target)
+            units_of.push_back(master_target_for(event.name));
+        if (units_of.empty())
+            continue;
+        std::vector<std::string> lines;
+        for (const auto& job : units.apply(settings.systemd, units_of, *unit_action_for(event.state))) {
+            (void)increment_counter(store, fmt::format("units:{}", job.ok() ? "done" : "failed"));
+            if (!job.ok())
+                outcomes[index].unit_failures.push_back(fmt::format("{} {}: {}{}{}", to_string(job.action), job.unit,
+                                                                    job.result, job.detail.empty() ? "" : " (",
+                                                                    job.detail.empty() ? "" : job.detail + ")"));
+            lines.push_back(unit_line(event, job));
+        }
+        if (auto ok = journal.append(lines); !ok && !journal_error)
+            journal_error = ok.error();
+    }
 }
 
 // One instance's hooks never overlap and run in transition order: this
@@ -340,6 +389,7 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
     impl_->deliveries.new_batch();
     bool delivering = impl_->deliveries.configured();
     bool hooks = impl_->hooks_configured();
+    bool units = impl_->units_configured();
     if (delivering) {
         // What earlier transitions still owe goes first; entries of instances
         // in this batch are superseded by what this batch delivers.
@@ -437,6 +487,9 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
             if (auto ok = impl_->journal.append(delivered); !ok && !journal_error)
                 journal_error = ok.error();
         }
+        // Units before hooks: a hook run on MASTER finds the services up.
+        if (units)
+            impl_->drive_units(events, indexes, outcomes, journal_error);
         if (hooks)
             impl_->run_hooks(events, indexes, outcomes, journal_error);
         // chunk, and with it every lock, is released here.

@@ -80,6 +80,11 @@ Result<MetricsSnapshot> collect_metrics(const StateStore& store,
         UniqueFd fd(::openat(store.locks_fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         snapshot.hooks[std::string(result)] = fd ? read_counter(fd.get()) : 0;
     }
+    for (auto result : unit_job_results) {
+        auto name = fmt::format("units:{}", result);
+        UniqueFd fd(::openat(store.locks_fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        snapshot.unit_jobs[std::string(result)] = fd ? read_counter(fd.get()) : 0;
+    }
     for (const auto& [instance, owed] : pending)
         for (const auto& sink : owed)
             ++snapshot.pending[sink];
@@ -115,6 +120,9 @@ std::string render_metrics(const MetricsSnapshot& snapshot) {
     family("kanotify_hooks_total", "counter", "User hooks run (ok: exit 0), failed, timed out or superseded.");
     for (const auto& [result, count] : snapshot.hooks)
         out += fmt::format("kanotify_hooks_total{{result=\"{}\"}} {}\n", result, count);
+    family("kanotify_unit_jobs_total", "counter", "systemd start and stop jobs of configured units, done or failed.");
+    for (const auto& [result, count] : snapshot.unit_jobs)
+        out += fmt::format("kanotify_unit_jobs_total{{result=\"{}\"}} {}\n", result, count);
     return out;
 }
 

@@ -22,6 +22,7 @@ namespace kanotify {
 [[nodiscard]] Result<void> count_delivery_failure(const StateStore& store, std::string_view sink);
 
 inline constexpr std::string_view hook_results[] = {"ok", "failed", "timed-out", "superseded"};
+inline constexpr std::string_view unit_job_results[] = {"done", "failed"};
 
 struct MetricsSnapshot {
     struct Instance {
@@ -34,6 +35,7 @@ struct MetricsSnapshot {
     std::map<std::string, std::uint64_t> failures;  // per sink
     std::map<std::string, std::uint64_t> pending;   // per sink
     std::map<std::string, std::uint64_t> hooks;     // per result
+    std::map<std::string, std::uint64_t> unit_jobs;  // systemd jobs per result
 };
 
 [[nodiscard]] Result<MetricsSnapshot> collect_metrics(const StateStore& store,

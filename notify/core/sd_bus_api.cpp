@@ -70,6 +70,12 @@ Result<BusPtr> open_bus(const SdBusApi& api, const std::string& bus, std::uint64
     return owner;
 }
 
+std::string BusError::describe(int r) const {
+    if (error.name)
+        return fmt::format("{}: {}", error.name, error.message ? error.message : "");
+    return std::strerror(-r);
+}
+
 Result<const SdBusApi*> sd_bus_api() {
     static SdBusApi api;
     static std::string failure;

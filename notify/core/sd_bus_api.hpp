@@ -37,6 +37,9 @@ struct SdBusApi {
     X(sd_bus_message_set_auto_start)                                                                                   \
     X(sd_bus_message_append)                                                                                           \
     X(sd_bus_message_append_strv)                                                                                      \
+    X(sd_bus_message_read)                                                                                             \
+    X(sd_bus_match_signal)                                                                                             \
+    X(sd_bus_slot_unref)                                                                                               \
     X(sd_bus_message_open_container)                                                                                   \
     X(sd_bus_message_close_container)                                                                                  \
     X(sd_bus_error_free)                                                                                               \
@@ -90,6 +93,17 @@ struct MessageCloser {
     void operator()(sd_bus_message* m) const noexcept { api->sd_bus_message_unref(m); }
 };
 using BusPtr = std::unique_ptr<sd_bus, BusCloser>;
+// sd_bus_error with its release bound to the loaded table.
+struct BusError {
+    const SdBusApi& api;
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    explicit BusError(const SdBusApi& a) : api(a) {}
+    BusError(const BusError&) = delete;
+    BusError& operator=(const BusError&) = delete;
+    ~BusError() { api.sd_bus_error_free(&error); }
+    // The D-Bus error's name and message, else what the return value says.
+    [[nodiscard]] std::string describe(int r) const;
+};
 using MessagePtr = std::unique_ptr<sd_bus_message, MessageCloser>;
 
 // A client connection to "system", "user" or an address, whose every wait
