@@ -17,6 +17,8 @@ packages=(
   # a real systemd for the unit tests: systemd-nspawn boots a minimal Debian
   # tree that debootstrap builds once from the machine's apt sources
   systemd-container debootstrap debian-archive-keyring
+  # the wall clock stepped back for kanotify's processes only
+  faketime
 )
 
 missing=()
