@@ -331,6 +331,7 @@ int run_fifo(int argc, char** argv) {
     LineQueue queue;
     ReaderStats stats;
     std::thread reader([&] { read_fifo(fifo->get(), signal_fd.get(), config->fifo.grace_ms, first, queue, stats); });
+    drop_privileges(*config);
     auto server = start_server(*config);
     dispatch_loop(*dispatcher, *config, queue, server.get());
     reader.join();

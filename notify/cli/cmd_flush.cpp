@@ -21,6 +21,7 @@ int run_flush(int argc, char** argv) {
     auto config = load(global);
     if (!config)
         return report(config.error());
+    drop_privileges(*config);
     auto dispatcher = Dispatcher::open(*config);
     if (!dispatcher)
         return report(dispatcher.error());

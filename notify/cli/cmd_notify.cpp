@@ -127,6 +127,7 @@ int run_notify(int argc, char** argv) {
             return report(dispatcher.error());
     }
 
+    drop_privileges(*config);
     auto outcomes = dispatcher->handle(std::span<const Event>(&*event, 1));
     if (!outcomes)
         return report(outcomes.error());

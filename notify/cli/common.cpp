@@ -13,6 +13,7 @@
 #include "kanotify/exit_code.hpp"
 #include "fault_point.hpp"
 #include "log.hpp"
+#include "privileges.hpp"
 
 #ifndef KANOTIFY_DEFAULT_CONFIG
 #define KANOTIFY_DEFAULT_CONFIG "/etc/kanotify/kanotify.toml"
@@ -98,6 +99,15 @@ std::optional<int> parse(CLI::App& app, int argc, char** argv) {
         return exit_usage;
     }
     return std::nullopt;
+}
+
+void drop_privileges(const Config& config) {
+    auto needs = capabilities_for(config);
+    auto dropped = keep_only(needs);
+    if (!dropped)
+        logger().log(Level::warning, fmt::format("capabilities not reduced: {}", dropped.error().describe()));
+    else if (*dropped)
+        logger().log(Level::debug, fmt::format("capabilities kept: {}", needs.describe()));
 }
 
 }  // namespace kanotify::cli

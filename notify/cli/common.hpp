@@ -30,6 +30,10 @@ void add_global_options(CLI::App& app, GlobalOptions& options);
 // Logs the error once and returns its exit code.
 [[nodiscard]] int report(const Error& error);
 
+// Running as root: keeps only the capabilities the configured actions need
+// (logged at debug level; a failure is a warning, never fatal).
+void drop_privileges(const Config& config);
+
 // Runs CLI11's parser; on --help or a usage error prints and returns the exit code.
 [[nodiscard]] std::optional<int> parse(CLI::App& app, int argc, char** argv);
 

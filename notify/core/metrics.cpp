@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -143,7 +144,8 @@ Result<void> write_textfile(const std::string& path, std::string_view text) {
     UniqueFd fd(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!fd)
         return system_error(fmt::format("cannot create a temporary file beside {}", quote(path)), errno);
-    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+    // node_exporter runs as its own user: readable whatever our umask.
+    if (::fchmod(fd.get(), 0644) != 0 || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
         ::renameat(dir.get(), temp.c_str(), dir.get(), file.c_str()) != 0) {
         int err = errno;
         (void)::unlinkat(dir.get(), temp.c_str(), 0);

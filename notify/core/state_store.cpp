@@ -64,12 +64,30 @@ std::string lock_name(Kind kind, const std::string& name) {
 
 }  // namespace
 
+// The mode of a directory kanotify owns, whatever the umask it was started
+// with: keepalived runs notify scripts with a umask that clears the execute
+// bits, and a directory without its search bit is usable only through
+// CAP_DAC_OVERRIDE, which kanotify does not keep. One made that way by an
+// earlier version is repaired too.
+static Result<void> settle_directory_mode(int fd, mode_t mode, bool created, const std::string& display) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return system_error(fmt::format("cannot stat directory {}", quote(display)), errno);
+    bool unusable = st.st_uid == ::geteuid() && (st.st_mode & S_IRWXU) != S_IRWXU;
+    if ((created || unusable) && (st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0)
+        return system_error(fmt::format("cannot set the mode of directory {}", quote(display)), errno);
+    return {};
+}
+
 Result<UniqueFd> open_subdirectory(int parent_fd, const std::string& name, mode_t mode, const std::string& display) {
-    if (::mkdirat(parent_fd, name.c_str(), mode) != 0 && errno != EEXIST)
+    bool created = ::mkdirat(parent_fd, name.c_str(), mode) == 0;
+    if (!created && errno != EEXIST)
         return system_error(fmt::format("cannot create directory {}", quote(display)), errno);
     UniqueFd fd(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd)
         return system_error(fmt::format("cannot open directory {} (a symlink is refused)", quote(display)), errno);
+    if (auto ok = settle_directory_mode(fd.get(), mode, created, display); !ok)
+        return tl::unexpected(ok.error());
     return fd;
 }
 
@@ -140,13 +158,20 @@ Result<StateStore> StateStore::open(const std::string& path, StoreHooks hooks) {
         return make_error(ErrorKind::config, fmt::format("state directory {} is not an absolute path", quote(path)));
     // Create missing parents (like mkdir -p) but open the last component
     // without following a symlink.
-    for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1))
-        (void)::mkdir(path.substr(0, slash).c_str(), 0755);
-    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
+    // Parents made here get 0755 whatever the umask (see settle_directory_mode).
+    for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+        auto parent = path.substr(0, slash);
+        if (::mkdir(parent.c_str(), 0755) == 0)
+            (void)::chmod(parent.c_str(), 0755);
+    }
+    bool created = ::mkdir(path.c_str(), 0755) == 0;
+    if (!created && errno != EEXIST)
         return system_error(fmt::format("cannot create state directory {}", quote(path)), errno);
     UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!dir)
         return system_error(fmt::format("cannot open state directory {} (a symlink is refused)", quote(path)), errno);
+    if (auto ok = settle_directory_mode(dir.get(), 0755, created, path); !ok)
+        return tl::unexpected(ok.error());
     struct stat st {};
     if (::fstat(dir.get(), &st) != 0)
         return system_error(fmt::format("cannot stat state directory {}", quote(path)), errno);
@@ -233,6 +258,12 @@ Result<StagedState> StateStore::stage(Kind kind, const std::string& name, State 
     }
     if (!staged.fd)
         return system_error(fmt::format("cannot find a free temporary name in {}", quote(path_)), EEXIST);
+    // Readable by every consumer whatever the umask keepalived gave us.
+    if (::fchmod(staged.fd.get(), 0644) != 0) {
+        int err = errno;
+        (void)::unlinkat(dir_for(kind), staged.temp_name.c_str(), 0);
+        return system_error(fmt::format("cannot set the mode of a temporary file in {}", quote(path_)), err);
+    }
     auto text = fmt::format("{}\n", to_string(state));
     if (auto ok = write_all(staged.fd.get(), text, file_name(kind, name)); !ok) {
         discard(staged);

@@ -185,3 +185,35 @@ TEST_CASE("instance lock: the record round-trips and a damaged one reads as zero
     write_file(tmp.path() / "state/.locks/instance:VI_1", "                  42\n");  // a sequence-only record
     CHECK(lock->record().sequence == 42);
 }
+
+TEST_CASE("state store: directory and file modes do not depend on the umask", "[store][security]") {
+    // keepalived runs notify scripts with a umask that clears execute bits;
+    // without CAP_DAC_OVERRIDE (dropped when root) such a directory is unusable.
+    TempDir tmp;
+    auto old_mask = ::umask(0177);
+    auto store = StateStore::open(tmp.str("deep/state"));
+    Result<void> written = make_error(ErrorKind::system, "not written");
+    if (store) {
+        auto staged = store->stage(Kind::instance, "VI_1", State::master);
+        if (staged)
+            written = store->commit(*staged);
+    }
+    ::umask(old_mask);
+    REQUIRE(store);
+    REQUIRE(written);
+    auto mode = [&](const std::string& rel) {
+        struct stat st {};
+        REQUIRE(::stat(tmp.str(rel).c_str(), &st) == 0);
+        return st.st_mode & 07777;
+    };
+    CHECK(mode("deep") == 0755);
+    CHECK(mode("deep/state") == 0755);
+    CHECK(mode("deep/state/group") == 0755);
+    CHECK(mode("deep/state/.locks") == 0700);
+    CHECK(mode("deep/state/VI_1.state") == 0644);
+
+    // A directory an earlier run made without its search bit is repaired.
+    REQUIRE(::chmod(tmp.str("deep/state/.locks").c_str(), 0600) == 0);
+    REQUIRE(StateStore::open(tmp.str("deep/state")));
+    CHECK(mode("deep/state/.locks") == 0700);
+}
