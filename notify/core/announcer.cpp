@@ -319,6 +319,7 @@ AnnounceSession AnnounceSession::prepare(const std::string& netns, const std::st
     }
     session.facts_ = std::move(*facts);
     session.plan_ = plan_announcement(session.facts_, configured, settings);
+    session.gap_ = std::chrono::microseconds(1000000 / std::max<std::int64_t>(settings.rate_pps, 1));
     if (session.plan_.packets.empty())
         session.socket_.reset();
     return session;
@@ -362,9 +363,11 @@ void AnnounceSession::send(const ScheduledPacket& packet) {
 void AnnounceSession::send_due() {
     if (!socket_)
         return;
-    auto now = AnnounceClock::now();
-    while (next_ < plan_.packets.size() && start_ + plan_.packets[next_].at <= now)
+    for (auto now = AnnounceClock::now(); next_ < plan_.packets.size() && *next_due() <= now;
+         now = AnnounceClock::now()) {
         send(plan_.packets[next_++]);
+        last_sent_ = now;
+    }
     if (next_ == plan_.packets.size())
         settle();
 }
@@ -372,7 +375,8 @@ void AnnounceSession::send_due() {
 std::optional<AnnounceClock::time_point> AnnounceSession::next_due() const {
     if (!socket_ || next_ >= plan_.packets.size())
         return std::nullopt;
-    return start_ + plan_.packets[next_].at;
+    auto due = start_ + plan_.packets[next_].at;
+    return last_sent_ ? std::max(due, *last_sent_ + gap_) : due;
 }
 
 void AnnounceSession::settle() {

@@ -111,6 +111,9 @@ class AnnounceSession {
     AnnouncePlan plan_;
     UniqueFd socket_;
     AnnounceClock::time_point start_{};
+    // Pacing holds on the wire too: a packet sent late pushes the next one.
+    std::chrono::microseconds gap_{};
+    std::optional<AnnounceClock::time_point> last_sent_;
     std::size_t next_ = 0;
 };
 
