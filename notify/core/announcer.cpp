@@ -102,11 +102,15 @@ Result<InterfaceFacts> read_facts(const std::string& interface) {
         return make_error(ErrorKind::system, "cannot allocate a netlink socket");
     if (int r = nl.nl_connect(sk.get(), NETLINK_ROUTE); r < 0)
         return libnl_error(nl, "cannot open an rtnetlink socket", r);
-    nl_cache* raw = nullptr;
-    if (int r = nl.rtnl_link_alloc_cache(sk.get(), AF_UNSPEC, &raw); r < 0)
-        return libnl_error(nl, "cannot list the interfaces", r);
-    NlCachePtr links(raw, NlCacheCloser{&nl});
-    RtnlLinkPtr link(nl.rtnl_link_get_by_name(links.get(), interface.c_str()), RtnlLinkCloser{&nl});
+    // One RTM_GETLINK for this interface, not a dump of every link: the
+    // first frame waits for this.
+    rtnl_link* found = nullptr;
+    if (int r = nl.rtnl_link_get_kernel(sk.get(), 0, interface.c_str(), &found); r < 0) {
+        if (r == -NLE_OBJ_NOTFOUND || r == -NLE_NODEV)
+            return make_error(ErrorKind::invalid, fmt::format("there is no interface {}", quote(interface)));
+        return libnl_error(nl, "cannot read the interface", r);
+    }
+    RtnlLinkPtr link(found, RtnlLinkCloser{&nl});
     if (!link)
         return make_error(ErrorKind::invalid, fmt::format("there is no interface {}", quote(interface)));
 
@@ -125,7 +129,7 @@ Result<InterfaceFacts> read_facts(const std::string& interface) {
                                       quote(interface), nl.rtnl_link_get_arptype(link.get())));
     std::memcpy(facts.mac.data(), nl.nl_addr_get_binary_addr(lladdr), 6);
 
-    raw = nullptr;
+    nl_cache* raw = nullptr;
     if (int r = nl.rtnl_addr_alloc_cache(sk.get(), &raw); r < 0)
         return libnl_error(nl, "cannot list the addresses", r);
     NlCachePtr addresses(raw, NlCacheCloser{&nl});

@@ -451,7 +451,9 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
         // The repeats go out on their schedule while the state is recorded,
         // journalled and delivered; the chunk waits for them at its end.
         std::thread repeater;
-        if (!announcements.empty())
+        bool repeats = std::any_of(announcements.begin(), announcements.end(),
+                                   [](const Announcement& a) { return a.session.next_due().has_value(); });
+        if (repeats)
             repeater = std::thread([&announcements] {
                 std::vector<AnnounceSession*> sessions;
                 for (auto& a : announcements)
@@ -523,8 +525,11 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
         }
         if (hooks)
             impl_->run_hooks(events, indexes, outcomes, journal_error);
-        if (repeater.joinable()) {
+        if (repeater.joinable())
             repeater.join();
+        if (!announcements.empty()) {
+            for (auto& a : announcements)
+                a.session.finish();  // settles a session with nothing left to send
             std::vector<std::string> announced;
             for (const auto& a : announcements) {
                 const auto& event = events[a.event];
