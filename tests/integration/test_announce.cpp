@@ -236,6 +236,9 @@ TEST_CASE("announce: every ARP and NA frame reaches the peer with the right fiel
     CHECK(line["addresses"][0]["sent"] == 6);
     CHECK(line["addresses"][1]["sent"] == 3);
     CHECK_THAT(result.metrics, Catch::Contains("kanotify_announcement_packets_total{result=\"sent\"} 9"));
+    auto history = run(tmp, {KANOTIFY_BINARY, "history", "--state-dir", tmp.str("state")});
+    CHECK_THAT(history.out, Catch::Contains("announce INSTANCE VI_1 MASTER on ka0: sent, 9 packet(s) sent, 0 "
+                                            "error(s); 198.51.100.1/24 sent 6; 2001:db8:10::1 sent 3"));
 }
 
 TEST_CASE("announce: addresses not on the interface, tentative ones and unparsable ones are refused and reported",
