@@ -212,13 +212,13 @@ TEST_CASE("announce: every ARP and NA frame reaches the peer with the right fiel
             CHECK(bytes(f, 32, 6) == (op == 1 ? broadcast : mac_a_bytes));
         }
     }
-    // Rounds 150 ms apart (a shared machine: 40 ms either way), the packets
+    // Rounds 150 ms apart (a shared machine: 50 ms either way), the packets
     // within a round 1 ms apart at least (rate_pps 1000).
     for (std::size_t round = 1; round < 3; ++round) {
         auto gap = result.frames[round * 3].time_usec - result.frames[(round - 1) * 3].time_usec;
         INFO("round " << round << " started " << gap << " us after the one before");
-        CHECK(gap >= 150000 - 40000);
-        CHECK(gap <= 150000 + 40000);
+        CHECK(gap >= 150000 - 50000);
+        CHECK(gap <= 150000 + 50000);
     }
     for (std::size_t i = 1; i < result.frames.size(); ++i)
         CHECK(result.frames[i].time_usec - result.frames[i - 1].time_usec >= 900);  // capture jitter
@@ -329,11 +329,16 @@ TEST_CASE("announce: 256 addresses go out at the configured rate", "[announce][r
     INFO(result.diagnostics);
     REQUIRE(result.run.status == 0);
     REQUIRE(result.frames.size() == 256);
-    // 255 gaps of 2 ms: about 510 ms, never faster than the rate.
+    // 255 gaps of 2 ms: 510 ms, never faster than the rate. Each packet
+    // waits 2 ms after the previous one actually left, so every late wake-up
+    // adds up: on a loaded machine (load 8 on 2 CPUs) it took 760 ms.
     auto span = result.frames.back().time_usec - result.frames.front().time_usec;
     INFO("256 frames in " << span << " us");
     CHECK(span >= 255 * 1000000 / rate - 20000);
-    CHECK(span <= 255 * 1000000 / rate + 250000);
+    CHECK(span <= 2 * 255 * 1000000 / rate);
+    // Never two frames closer than the rate allows (capture jitter aside).
+    for (std::size_t i = 1; i < result.frames.size(); ++i)
+        CHECK(result.frames[i].time_usec - result.frames[i - 1].time_usec >= 1000000 / rate - 500);
     // Every address exactly once.
     std::vector<std::vector<std::uint8_t>> targets;
     for (const auto& f : result.frames)
