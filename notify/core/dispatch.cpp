@@ -123,7 +123,8 @@ struct Announcement {
     AnnounceSession session;
 };
 
-std::string announce_line(const Event& event, const InstanceSettings& settings, const AnnounceSession& session) {
+std::string announce_line(const Event& event, const InstanceSettings& settings, const AnnounceSession& session,
+                          const std::string& note) {
     auto entry = base_entry("announce", realtime_usec());
     entry["kind"] = to_string(event.kind);
     entry["name"] = event.name;
@@ -140,6 +141,8 @@ std::string announce_line(const Event& event, const InstanceSettings& settings, 
                                                      : "nothing-sent";
     if (!session.error().empty())
         entry["error"] = session.error();
+    if (!note.empty())
+        entry["note"] = note;
     auto addresses = nlohmann::ordered_json::array();
     for (const auto& o : session.outcomes()) {
         nlohmann::ordered_json a;
@@ -451,15 +454,23 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
         // The repeats go out on their schedule while the state is recorded,
         // journalled and delivered; the chunk waits for them at its end.
         std::thread repeater;
+        std::string repeater_note;
         bool repeats = std::any_of(announcements.begin(), announcements.end(),
                                    [](const Announcement& a) { return a.session.next_due().has_value(); });
-        if (repeats)
-            repeater = std::thread([&announcements] {
-                std::vector<AnnounceSession*> sessions;
-                for (auto& a : announcements)
-                    sessions.push_back(&a.session);
-                finish_all(sessions);
-            });
+        if (repeats) {
+            try {
+                repeater = std::thread([&announcements] {
+                    std::vector<AnnounceSession*> sessions;
+                    for (auto& a : announcements)
+                        sessions.push_back(&a.session);
+                    finish_all(sessions);
+                });
+            } catch (const std::system_error& e) {
+                // No thread to spare: the repeats go out below, after the
+                // state, late but not lost (the journal line says so).
+                repeater_note = fmt::format("repeats sent after the state: cannot start a thread: {}", e.what());
+            }
+        }
         if (delivering) {
             // Owed before the state is renamed into place: a crash after
             // the rename must leave the delivery owed, never forgotten.
@@ -533,7 +544,8 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
             std::vector<std::string> announced;
             for (const auto& a : announcements) {
                 const auto& event = events[a.event];
-                announced.push_back(announce_line(event, impl_->config.for_instance(event.name), a.session));
+                announced.push_back(
+                    announce_line(event, impl_->config.for_instance(event.name), a.session, repeater_note));
                 if (auto n = a.session.packets_sent())
                     (void)add_to_counter(impl_->store, "announce:sent", n);
                 if (auto n = a.session.packet_errors())
