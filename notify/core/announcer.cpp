@@ -319,7 +319,8 @@ AnnounceSession AnnounceSession::prepare(const std::string& netns, const std::st
                         .value());
     if (!facts) {
         session.socket_.reset();
-        return fail(Error{facts.error().kind, {}, fmt::format("{}: {}", where(netns, interface), facts.error().message)});
+        return fail(
+            Error{facts.error().kind, {}, fmt::format("{}: {}", where(netns, interface), facts.error().message)});
     }
     session.facts_ = std::move(*facts);
     session.plan_ = plan_announcement(session.facts_, configured, settings);

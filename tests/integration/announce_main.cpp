@@ -18,12 +18,13 @@ int main(int argc, char** argv) {
     };
     if (::geteuid() != 0)
         return skip("needs root (it creates network namespaces and raw packet sockets)");
-    std::string probe = "PATH=/usr/sbin:/sbin:$PATH; command -v ip >/dev/null && command -v tcpdump >/dev/null";
-    if (std::system(probe.c_str()) != 0)
+    // ip and tcpdump live in sbin, which a non-login shell may not have.
+    const char* path = std::getenv("PATH");
+    ::setenv("PATH", ("/usr/sbin:/sbin:" + std::string(path ? path : "/usr/bin:/bin")).c_str(), 1);
+    if (std::system("command -v ip >/dev/null && command -v tcpdump >/dev/null") != 0)
         return skip("needs ip (iproute2) and tcpdump (scripts/deps.sh installs them)");
     std::string ns = "kn-ann-probe-" + std::to_string(::getpid());
     if (std::system(("ip netns add " + ns + " 2>/dev/null && ip netns del " + ns).c_str()) != 0)
         return skip("cannot create a network namespace");
-    ::setenv("PATH", ("/usr/sbin:/sbin:" + std::string(std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin")).c_str(), 1);
     return Catch::Session().run(argc, argv);
 }
