@@ -19,6 +19,8 @@ packages=(
   systemd-container debootstrap debian-archive-keyring
   # the wall clock stepped back for kanotify's processes only
   faketime
+  # announcer tests and benchmark: captures on the peer side, arping to compare
+  tcpdump iputils-arping
 )
 
 missing=()

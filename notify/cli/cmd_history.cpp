@@ -55,6 +55,19 @@ std::string describe(const nlohmann::json& entry) {
                            text_or(entry, "name"), text_or(entry, "state"), argv, text_or(entry, "outcome"), status,
                            entry.contains("error") ? " (" + text_or(entry, "error") + ")" : "");
     }
+    if (type == "announce") {
+        std::string addresses;
+        if (auto it = entry.find("addresses"); it != entry.end() && it->is_array())
+            for (const auto& a : *it)
+                addresses += fmt::format("; {} {} {}{}", text_or(a, "address"), text_or(a, "result"),
+                                         text_or(a, "sent"),
+                                         a.contains("reason") ? " (" + text_or(a, "reason") + ")" : "");
+        return fmt::format("{} announce {} {} {} on {}: {}, {} packet(s) sent, {} error(s){}{}", format_usec(time),
+                           text_or(entry, "kind"), text_or(entry, "name"), text_or(entry, "state"),
+                           text_or(entry, "interface"), text_or(entry, "outcome"), text_or(entry, "packets_sent"),
+                           text_or(entry, "packet_errors"),
+                           entry.contains("error") ? " (" + text_or(entry, "error") + ")" : "", addresses);
+    }
     if (type == "checker")
         return fmt::format("{} checker {}", format_usec(time), text_or(entry, "line"));
     return fmt::format("{} {}", format_usec(time), entry.dump());

@@ -50,8 +50,8 @@ Result<const CapNgApi*> capng_api() {
 
 void add_needs(const InstanceSettings& s, CapabilityNeeds& needs) {
     needs.enter_namespaces = needs.enter_namespaces || !s.netns.empty();
-    // The announcer needs an interface to send on.
-    needs.raw_packets = needs.raw_packets || (!s.interface.empty() && s.garp.count > 0);
+    // A [garp] table turns the announcer on: a packet socket.
+    needs.raw_packets = needs.raw_packets || s.garp.enabled;
     needs.foreign_sockets = needs.foreign_sockets || !s.socket.path.empty();
     needs.switch_users = needs.switch_users || !s.hooks.user.empty();
     auto through_proc = [](const std::string& bus) { return bus.starts_with("unix:path=/proc/"); };
