@@ -289,7 +289,13 @@ int RetrySchedule::wait_ms(Clock::time_point now) const noexcept {
     return static_cast<int>(std::min<long long>(left, 60000));
 }
 
-Result<void> write_neutron_state(int conf_dir_fd, std::string_view state) {
+Result<void> sync_directory(int dir_fd) {
+    if (::fsync(dir_fd) != 0)
+        return system_error("cannot sync the configuration directory", errno);
+    return {};
+}
+
+Result<void> write_neutron_state(int conf_dir_fd, std::string_view state, bool sync) {
     // A random suffix and O_EXCL: nobody can plant the temporary name.
     std::random_device random;
     auto temp = fmt::format(".state.{:08x}{:08x}", random(), random());
@@ -306,9 +312,7 @@ Result<void> write_neutron_state(int conf_dir_fd, std::string_view state) {
         return fail("cannot sync the state file", errno);
     if (::renameat(conf_dir_fd, temp.c_str(), conf_dir_fd, "state") != 0)
         return fail("cannot rename the state file into place", errno);
-    if (::fsync(conf_dir_fd) != 0)
-        return system_error("cannot sync the configuration directory", errno);
-    return {};
+    return sync ? sync_directory(conf_dir_fd) : Result<void>{};
 }
 
 Result<void> write_pid_file(const std::string& path, pid_t pid) {

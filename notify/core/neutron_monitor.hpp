@@ -94,7 +94,7 @@ class VipTracker {
 class RetrySchedule {
   public:
     using Clock = std::chrono::steady_clock;
-    static constexpr std::chrono::milliseconds first_delay{50};
+    static constexpr std::chrono::milliseconds first_delay{10};
     static constexpr std::chrono::milliseconds max_delay{2000};
 
     void set(std::string state, Clock::time_point now);
@@ -116,9 +116,11 @@ class RetrySchedule {
 };
 
 // `<conf_dir>/state` holding exactly `state` (no newline), replaced
-// atomically: a temporary file beside it, fsync, rename, fsync of the
-// directory; never following a symlink.
-[[nodiscard]] Result<void> write_neutron_state(int conf_dir_fd, std::string_view state);
+// atomically: a temporary file beside it, fsync, rename, then (unless the
+// caller does it later with sync_directory()) fsync of the directory;
+// never following a symlink.
+[[nodiscard]] Result<void> write_neutron_state(int conf_dir_fd, std::string_view state, bool sync = true);
+[[nodiscard]] Result<void> sync_directory(int dir_fd);
 
 // Our pid (no newline, as neutron writes its own) in `path`, replacing what
 // is there without following a symlink.

@@ -320,7 +320,7 @@ TEST_CASE("retry schedule: backoff grows to its cap, a newer state is tried at o
     CHECK(r.wait_ms(t0) == 0);
     r.failed(t0, 0.0);
     CHECK_FALSE(r.due(t0));
-    CHECK(r.wait_ms(t0) == 50);
+    CHECK(r.wait_ms(t0) == 10);
     auto t = t0;
     for (int i = 0; i < 10; ++i) {
         t += milliseconds(r.wait_ms(t));
