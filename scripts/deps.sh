@@ -14,6 +14,8 @@ packages=(
   # private dbus-daemon, busctl (systemd) as an outside D-Bus client
   keepalived iproute2 procps util-linux psmisc
   dbus-daemon dbus-bin systemd libsystemd0
+  # announcer tests and benchmark: captures on the peer side, arping to compare
+  tcpdump iputils-arping
 )
 
 missing=()

@@ -15,6 +15,7 @@
 namespace kanotify {
 
 struct GarpSettings {
+    bool enabled = false;  // a [garp] table (global or the instance's) is present
     std::string mode = "request";  // request | reply | both
     std::int64_t count = 5;
     std::int64_t interval_ms = 200;

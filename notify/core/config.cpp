@@ -155,6 +155,7 @@ constexpr std::int64_t big = std::int64_t{1} << 40;
 
 Result<void> read_garp(const toml::table& t, const std::string& where, GarpSettings& g) {
     TableReader r(t, where);
+    g.enabled = true;
     return r.each([&](const std::string& k, const toml::node& n) -> Result<bool> {
         if (k == "mode") return one_of(r, k, n, g.mode, {"request", "reply", "both"});
         if (k == "count") return r.read(k, n, g.count, 0, 1000);
@@ -263,7 +264,7 @@ Result<void> read_instance(const toml::table& t, const std::string& where, Insta
 
 // Tables whose actions this version does not perform yet: read, validated,
 // and reported, never silently ignored.
-constexpr std::string_view future_tables[] = {"garp", "conntrackd", "systemd"};
+constexpr std::string_view future_tables[] = {"conntrackd", "systemd"};
 constexpr std::string_view future_instance_keys[] = {"units", "target"};
 
 void note_future(const toml::table& t, const std::string& where, std::vector<std::string>& out) {
@@ -273,6 +274,9 @@ void note_future(const toml::table& t, const std::string& where, std::vector<std
     for (auto key : future_instance_keys)
         if (t.contains(key))
             out.push_back(fmt::format("{}{}", where, key));
+    // The announcer acts on [garp], but not yet on its periodic refresh.
+    if (const auto* garp = t["garp"].as_table(); garp && garp->contains("refresh_s"))
+        out.push_back(fmt::format("{}[garp] refresh_s", where));
 }
 
 Result<void> read_top(const toml::table& t, const std::string& origin, Config& c) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -18,6 +19,7 @@
 
 #include "json_line.hpp"
 
+#include "announcer.hpp"
 #include "delivery.hpp"
 #include "hooks.hpp"
 #include "journal.hpp"
@@ -113,6 +115,48 @@ std::string journal_line(const Event& event, const Outcome& outcome) {
     return json_line(entry);
 }
 
+namespace {
+
+// An instance's announcement under way: the event that asked for it.
+struct Announcement {
+    std::size_t event = 0;
+    AnnounceSession session;
+};
+
+std::string announce_line(const Event& event, const InstanceSettings& settings, const AnnounceSession& session) {
+    auto entry = base_entry("announce", realtime_usec());
+    entry["kind"] = to_string(event.kind);
+    entry["name"] = event.name;
+    entry["state"] = to_string(event.state);
+    entry["sequence"] = event.sequence;
+    entry["event_time_usec"] = event.time_usec;
+    entry["namespace"] = settings.netns;
+    entry["interface"] = session.interface();
+    entry["packets_sent"] = session.packets_sent();
+    entry["packet_errors"] = session.packet_errors();
+    entry["outcome"] = !session.error().empty()       ? "failed"
+                       : session.packet_errors() > 0 ? "partial"
+                       : session.packets_sent() > 0  ? "sent"
+                                                     : "nothing-sent";
+    if (!session.error().empty())
+        entry["error"] = session.error();
+    auto addresses = nlohmann::ordered_json::array();
+    for (const auto& o : session.outcomes()) {
+        nlohmann::ordered_json a;
+        a["address"] = o.address;
+        a["result"] = o.result;
+        a["sent"] = o.sent;
+        a["errors"] = o.errors;
+        if (!o.reason.empty())
+            a["reason"] = o.reason;
+        addresses.push_back(std::move(a));
+    }
+    entry["addresses"] = std::move(addresses);
+    return json_line(entry);
+}
+
+}  // namespace
+
 struct Dispatcher::Impl {
     Config config;
     StateStore store;
@@ -133,6 +177,8 @@ struct Dispatcher::Impl {
     void plan(std::span<const Event> events, InstanceWork& work, std::vector<Outcome>& outcomes) const;
     void commit_chunk(std::map<Key, InstanceWork>& chunk) const;
     [[nodiscard]] bool hooks_configured() const;
+    void start_announcement(std::span<const Event> events, const InstanceWork& work,
+                            const std::vector<Outcome>& outcomes, std::vector<Announcement>& out) const;
     void run_hooks(std::span<const Event> events, const std::vector<std::size_t>& indexes,
                    const std::vector<Outcome>& outcomes, std::optional<Error>& journal_error);
 };
@@ -150,6 +196,32 @@ bool Dispatcher::Impl::hooks_configured() const {
         if (any(settings))
             return true;
     return false;
+}
+
+// MASTER (and MASTER_RX_LOWER_PRI: a split brain ended) is announced on
+// the wire when the instance has a [garp] table; once per instance and
+// batch, only when the instance's last word in the batch is one of those.
+// The packets due at once leave here, before the state is made durable:
+// moving the traffic is what the transition is for.
+void Dispatcher::Impl::start_announcement(std::span<const Event> events, const InstanceWork& work,
+                                          const std::vector<Outcome>& outcomes,
+                                          std::vector<Announcement>& out) const {
+    std::optional<std::size_t> last;
+    for (auto index : work.events)
+        if (outcomes[index].status == Status::applied || outcomes[index].status == Status::recorded)
+            last = index;
+    if (!last)
+        return;
+    const auto& event = events[*last];
+    if (event.kind != Kind::instance || (event.state != State::master && event.state != State::master_rx_lower_pri))
+        return;
+    const auto& settings = config.for_instance(event.name);
+    if (!settings.garp.enabled || settings.garp.count == 0)
+        return;
+    auto session = AnnounceSession::prepare(settings.netns, settings.interface, settings.addresses, settings.garp,
+                                            AnnounceClock::now());
+    session.send_due();
+    out.push_back({*last, std::move(session)});
 }
 
 // One instance's hooks never overlap and run in transition order: this
@@ -352,6 +424,7 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
     auto it = by_instance.begin();
     while (it != by_instance.end()) {
         std::map<Key, InstanceWork> chunk;
+        std::vector<Announcement> announcements;
         for (; it != by_instance.end() && chunk.size() < max_locks_per_commit; ++it) {
             InstanceWork work;
             work.events = it->second;
@@ -371,9 +444,22 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
             if (work.failure.empty()) {
                 impl_->reconcile_all(events, work, outcomes);
                 impl_->plan(events, work, outcomes);
+                impl_->start_announcement(events, work, outcomes, announcements);
             }
             chunk.emplace(it->first, std::move(work));
         }
+        // The repeats go out on their schedule while the state is recorded,
+        // journalled and delivered; the chunk waits for them at its end.
+        std::thread repeater;
+        bool repeats = std::any_of(announcements.begin(), announcements.end(),
+                                   [](const Announcement& a) { return a.session.next_due().has_value(); });
+        if (repeats)
+            repeater = std::thread([&announcements] {
+                std::vector<AnnounceSession*> sessions;
+                for (auto& a : announcements)
+                    sessions.push_back(&a.session);
+                finish_all(sessions);
+            });
         if (delivering) {
             // Owed before the state is renamed into place: a crash after
             // the rename must leave the delivery owed, never forgotten.
@@ -439,6 +525,23 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
         }
         if (hooks)
             impl_->run_hooks(events, indexes, outcomes, journal_error);
+        if (repeater.joinable())
+            repeater.join();
+        if (!announcements.empty()) {
+            for (auto& a : announcements)
+                a.session.finish();  // settles a session with nothing left to send
+            std::vector<std::string> announced;
+            for (const auto& a : announcements) {
+                const auto& event = events[a.event];
+                announced.push_back(announce_line(event, impl_->config.for_instance(event.name), a.session));
+                if (auto n = a.session.packets_sent())
+                    (void)add_to_counter(impl_->store, "announce:sent", n);
+                if (auto n = a.session.packet_errors())
+                    (void)add_to_counter(impl_->store, "announce:failed", n);
+            }
+            if (auto ok = impl_->journal.append(announced); !ok && !journal_error)
+                journal_error = ok.error();
+        }
         // chunk, and with it every lock, is released here.
     }
     if (!notes.empty())  // a batch of notes only

@@ -65,6 +65,7 @@ struct LibnlApi {
 // libnl-route-3.so.200: links and addresses (rtnetlink).
 #define KANOTIFY_LIBNL_ROUTE_FUNCTIONS(X)                                                                              \
     X(rtnl_link_alloc_cache)                                                                                           \
+    X(rtnl_link_get_kernel)                                                                                            \
     X(rtnl_link_get)                                                                                                   \
     X(rtnl_link_get_by_name)                                                                                           \
     X(rtnl_link_put)                                                                                                   \

@@ -42,13 +42,17 @@ Result<void> count_delivery_failure(const StateStore& store, std::string_view si
 }
 
 Result<void> increment_counter(const StateStore& store, const std::string& name) {
+    return add_to_counter(store, name, 1);
+}
+
+Result<void> add_to_counter(const StateStore& store, const std::string& name, std::uint64_t n) {
     UniqueFd fd(::openat(store.locks_fd(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd)
         return system_error(fmt::format("cannot open the counter {}", name), errno);
     while (::flock(fd.get(), LOCK_EX) != 0)
         if (errno != EINTR)
             return system_error(fmt::format("cannot lock the counter {}", name), errno);
-    auto text = fmt::format("{:>20}\n", read_counter(fd.get()) + 1);
+    auto text = fmt::format("{:>20}\n", read_counter(fd.get()) + n);
     if (::pwrite(fd.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
         return system_error(fmt::format("cannot write the counter {}", name), errno);
     return {};
@@ -79,6 +83,11 @@ Result<MetricsSnapshot> collect_metrics(const StateStore& store,
         auto name = fmt::format("hooks:{}", result);
         UniqueFd fd(::openat(store.locks_fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         snapshot.hooks[std::string(result)] = fd ? read_counter(fd.get()) : 0;
+    }
+    for (auto result : announce_results) {
+        auto name = fmt::format("announce:{}", result);
+        UniqueFd fd(::openat(store.locks_fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        snapshot.announcements[std::string(result)] = fd ? read_counter(fd.get()) : 0;
     }
     for (const auto& [instance, owed] : pending)
         for (const auto& sink : owed)
@@ -115,6 +124,10 @@ std::string render_metrics(const MetricsSnapshot& snapshot) {
     family("kanotify_hooks_total", "counter", "User hooks run (ok: exit 0), failed, timed out or superseded.");
     for (const auto& [result, count] : snapshot.hooks)
         out += fmt::format("kanotify_hooks_total{{result=\"{}\"}} {}\n", result, count);
+    family("kanotify_announcement_packets_total", "counter",
+           "Announcement packets (gratuitous ARP, unsolicited NA) sent, or that failed to send.");
+    for (const auto& [result, count] : snapshot.announcements)
+        out += fmt::format("kanotify_announcement_packets_total{{result=\"{}\"}} {}\n", result, count);
     return out;
 }
 

@@ -18,10 +18,14 @@ namespace kanotify {
 
 // Adds one to a counter kept in the state directory (".locks/<name>").
 [[nodiscard]] Result<void> increment_counter(const StateStore& store, const std::string& name);
+// Adds `n` to a counter kept in the state directory.
+[[nodiscard]] Result<void> add_to_counter(const StateStore& store, const std::string& name, std::uint64_t n);
 // Adds one to the failure counter of `sink`.
 [[nodiscard]] Result<void> count_delivery_failure(const StateStore& store, std::string_view sink);
 
 inline constexpr std::string_view hook_results[] = {"ok", "failed", "timed-out", "superseded"};
+// Announcement packets (gratuitous ARP, unsolicited NA): counters "announce:<result>".
+inline constexpr std::string_view announce_results[] = {"sent", "failed"};
 
 struct MetricsSnapshot {
     struct Instance {
@@ -34,6 +38,7 @@ struct MetricsSnapshot {
     std::map<std::string, std::uint64_t> failures;  // per sink
     std::map<std::string, std::uint64_t> pending;   // per sink
     std::map<std::string, std::uint64_t> hooks;     // per result
+    std::map<std::string, std::uint64_t> announcements;  // packets, per result
 };
 
 [[nodiscard]] Result<MetricsSnapshot> collect_metrics(const StateStore& store,

@@ -20,6 +20,10 @@
 #   kn_setup_netns && kn_write_configs && kn_start_keepalived a
 #   kn_wait_content "$(kn_state_file a)" MASTER 10000
 #   ...
+# Set KN_OBSERVER=1 before kn_init for a third namespace, c, on the same
+# segment: a bridge br0 in c joins kn-a and kn-b (veth peers kc-a, kc-b),
+# and c captures what the nodes announce on it. When a node directory holds
+# a kanotify.toml, that node's kanotify is given --config with it.
 # Set KN_KEEP=1 to keep the run directory (configs, logs, journals) after
 # the run; namespaces and processes are removed regardless.
 # All functions return non-zero on failure with a message in KN_ERROR.
@@ -87,6 +91,7 @@ kn_init() {
 	chmod 0700 "$KN_RUN"
 	KN_NS[a]="kanotify-$KN_ID-a"
 	KN_NS[b]="kanotify-$KN_ID-b"
+	[ "${KN_OBSERVER:-0}" != 1 ] || KN_NS[c]="kanotify-$KN_ID-c"
 	KN_IF[a]="kn-a"
 	KN_IF[b]="kn-b"
 	KN_ADDR[a]="192.0.2.1"
@@ -160,17 +165,34 @@ kn_prepare_binary() {
 	echo "note: $bin is not in a root-only path; keepalived runs a copy, $KN_BIN"
 }
 
-# Two namespaces, a veth pair between them, addresses, links up.
+# Two namespaces, a veth pair between them, addresses, links up (with
+# KN_OBSERVER=1: each node's veth to a bridge in namespace c).
 kn_setup_netns() {
 	local node out
-	for node in a b; do
+	for node in a b c; do
+		[ -n "${KN_NS[$node]:-}" ] || continue
 		if ! out=$(ip netns add "${KN_NS[$node]}" 2>&1); then
 			KN_ERROR="ip netns add ${KN_NS[$node]}: $out"
 			return 1
 		fi
 		KN_NS_MADE[$node]=1
 	done
-	if ! out=$(ip link add "${KN_IF[a]}" netns "${KN_NS[a]}" type veth \
+	if [ -n "${KN_NS[c]:-}" ]; then
+		if ! out=$({
+			ip -n "${KN_NS[c]}" link set lo up &&
+				ip -n "${KN_NS[c]}" link add br0 type bridge &&
+				for node in a b; do
+					ip link add "${KN_IF[$node]}" netns "${KN_NS[$node]}" type veth \
+						peer name "kc-$node" netns "${KN_NS[c]}" &&
+						ip -n "${KN_NS[c]}" link set "kc-$node" master br0 &&
+						ip -n "${KN_NS[c]}" link set "kc-$node" up || exit 1
+				done &&
+				ip -n "${KN_NS[c]}" link set br0 up
+		} 2>&1); then
+			KN_ERROR="creating the bridge in ${KN_NS[c]}: $out"
+			return 1
+		fi
+	elif ! out=$(ip link add "${KN_IF[a]}" netns "${KN_NS[a]}" type veth \
 		peer name "${KN_IF[b]}" netns "${KN_NS[b]}" 2>&1); then
 		KN_ERROR="creating the veth pair: $out"
 		return 1
@@ -189,19 +211,21 @@ kn_setup_netns() {
 
 # Writes a/keepalived.conf (argv notify) and b/keepalived.conf (FIFO).
 kn_write_configs() {
-	local node conf notify_line global_extra
+	local node conf notify_line global_extra config_flag
 	[ -n "$KN_BIN" ] || {
 		KN_ERROR="kn_prepare_binary was not called"
 		return 1
 	}
 	for node in a b; do
 		conf="$KN_RUN/$node/keepalived.conf"
+		config_flag=""
+		[ ! -f "$KN_RUN/$node/kanotify.toml" ] || config_flag=" --config $KN_RUN/$node/kanotify.toml"
 		if [ "$node" = a ]; then
 			global_extra=""
-			notify_line="    notify \"$KN_BIN --state-dir $(kn_state_dir a) --log-file $(kn_kanotify_log a)\""
+			notify_line="    notify \"$KN_BIN$config_flag --state-dir $(kn_state_dir a) --log-file $(kn_kanotify_log a)\""
 		else
 			global_extra="    vrrp_notify_fifo $(kn_fifo b)
-    vrrp_notify_fifo_script \"$KN_BIN fifo --state-dir $(kn_state_dir b) --log-file $(kn_kanotify_log b)\""
+    vrrp_notify_fifo_script \"$KN_BIN fifo$config_flag --state-dir $(kn_state_dir b) --log-file $(kn_kanotify_log b)\""
 			notify_line=""
 		fi
 		cat >"$conf" <<EOF || return 1
@@ -407,8 +431,8 @@ kn_cleanup() {
 		kn_wait_exit "$pid" 3000 2>/dev/null || kill -KILL "$pid" 2>/dev/null
 	done
 	# Anything still running inside our namespaces (a VRRP child whose
-	# parent was killed, a notify script, the FIFO reader) is ours.
-	for node in a b; do
+	# parent was killed, a notify script, the FIFO reader, a capture) is ours.
+	for node in a b c; do
 		((${KN_NS_MADE[$node]:-0})) || continue
 		ns=${KN_NS[$node]}
 		pids=$(ip netns pids "$ns" 2>/dev/null)
@@ -426,7 +450,7 @@ kn_cleanup() {
 	done
 	wait 2>/dev/null
 	# Deleting a namespace deletes the veth end inside it (and so its peer).
-	for node in a b; do
+	for node in a b c; do
 		((${KN_NS_MADE[$node]:-0})) || continue
 		ip netns del "${KN_NS[$node]}" 2>/dev/null
 	done

@@ -175,11 +175,41 @@ check_no_script_complaints() {
 	[ -z "$found" ] || fail "keepalived of node $node complained about its script" "no complaint" "$found"
 }
 
+command -v tcpdump >/dev/null 2>&1 || skip "tcpdump is not installed (scripts/deps.sh installs it)"
+GARP_COUNT=3
+
+KN_OBSERVER=1
 kn_init || fail "setting up the run directory: $KN_ERROR"
 kn_prepare_binary "$bin" || fail "$KN_ERROR"
 kn_setup_netns || fail "creating the namespaces: $KN_ERROR"
+for node in a b; do
+	cat >"$KN_RUN/$node/kanotify.toml" <<EOF || fail "writing node $node's kanotify.toml"
+[garp]
+mode = "reply"
+count = $GARP_COUNT
+interval_ms = 100
+[instance.$KN_INSTANCE]
+interface = "${KN_IF[$node]}"
+addresses = ["$KN_VIP"]
+EOF
+done
 kn_write_configs || fail "writing keepalived.conf: $KN_ERROR"
-echo "run directory $KN_RUN, namespaces ${KN_NS[a]} and ${KN_NS[b]}"
+echo "run directory $KN_RUN, namespaces ${KN_NS[a]}, ${KN_NS[b]} and observer ${KN_NS[c]}"
+ip netns exec "${KN_NS[c]}" tcpdump -Z root -i br0 -U -n --immediate-mode -w "$KN_RUN/observer.pcap" arp \
+	2>"$KN_RUN/observer.log" &
+for _ in $(seq 100); do
+	grep -q "listening on" "$KN_RUN/observer.log" && break
+	sleep 0.05
+done
+grep -q "listening on" "$KN_RUN/observer.log" || fail "tcpdump in the observer namespace" "listening" "$(cat "$KN_RUN/observer.log")"
+
+# How many ARP replies for the VIP from node's MAC the observer saw.
+observed_replies() {
+	local mac
+	mac=$(ip -n "${KN_NS[$1]}" link show "${KN_IF[$1]}" | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+	tcpdump -r "$KN_RUN/observer.pcap" -nn -e 2>/dev/null |
+		grep -c "^[0-9:.]* $mac > ff:ff:ff:ff:ff:ff, .* Reply $KN_VIP is-at $mac"
+}
 
 # Start-up. a first, alone, so that it wins the first election without a
 # race; b then finds a master and stays BACKUP.
@@ -216,6 +246,20 @@ if kn_fifo_reader_died b; then
 		"$(grep 'notify fifo script terminated' "$(kn_ka_log b)")"
 fi
 pass "node b's FIFO reader still runs"
+
+# Each master's kanotify announced the VIP to the third namespace.
+waited=0
+while [ "$(observed_replies b)" -lt "$GARP_COUNT" ] && ((waited < 3000)); do
+	sleep 0.1
+	waited=$((waited + 100))
+done
+[ "$(observed_replies a)" = "$GARP_COUNT" ] ||
+	fail "ARP replies for $KN_VIP from node a seen by the observer (start-up)" "$GARP_COUNT" "$(observed_replies a)"
+[ "$(observed_replies b)" = "$GARP_COUNT" ] ||
+	fail "ARP replies for $KN_VIP from node b seen by the observer (failover)" "$GARP_COUNT" "$(observed_replies b)"
+grep -q '"type":"announce".*"outcome":"sent"' "$(kn_state_dir b)/journal.jsonl" ||
+	fail "node b journal: an announce line with outcome sent" "present" "$(grep announce "$(kn_state_dir b)/journal.jsonl")"
+pass "observer namespace received $GARP_COUNT announcements of $KN_VIP from node a at start-up and from node b after failover"
 
 kn_wait_exit "${KN_KA_PID[a]}" "$EXIT_TIMEOUT" || fail "keepalived of node a exits after SIGTERM" "exited within $EXIT_TIMEOUT ms" "still running"
 kn_wait_content "$(kn_state_file a)" STOP "$RECORD_TIMEOUT" ||

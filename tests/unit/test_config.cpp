@@ -123,9 +123,13 @@ TEST_CASE("config: every documented key is read", "[config]") {
     CHECK(config->for_instance("VI_2").garp.count == 3);
     // What this version reads but does not act on yet is listed, not hidden.
     const auto& later = config->not_yet_acted_on;
-    for (const char* setting : {"[garp]", "[systemd]", "instance.VI_1 units",
-                                "instance.VI_1 [garp]"})
+    for (const char* setting : {"[systemd]", "instance.VI_1 units", "[garp] refresh_s"})
         CHECK(std::find(later.begin(), later.end(), setting) != later.end());
+    // [garp] is acted on (the announcer): present means enabled.
+    for (const char* setting : {"[garp]", "instance.VI_1 [garp]"})
+        CHECK(std::find(later.begin(), later.end(), setting) == later.end());
+    CHECK(vi1.garp.enabled);
+    CHECK(config->defaults.garp.enabled);
     CHECK(parse_config("state_dir = \"/x\"\n[journal]\nkeep = 2\n[metrics]\ntextfile = \"/x.prom\"\n", "t")
               ->not_yet_acted_on.empty());
 }
@@ -136,6 +140,7 @@ TEST_CASE("config: an empty file gives the documented defaults", "[config]") {
     CHECK(config->state_dir == "/var/lib/kanotify");
     CHECK(config->defaults.garp.mode == "request");
     CHECK(config->defaults.garp.count == 5);
+    CHECK_FALSE(config->defaults.garp.enabled);  // no [garp] table: no announcement
     CHECK(config->defaults.dbus.bus == "system");
     CHECK(config->defaults.socket.retries == 5);
     CHECK(config->defaults.hooks.timeout_ms == 30000);
