@@ -18,6 +18,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <map>
+#include <memory>
 #include <cstring>
 #include <ctime>
 #include <random>
@@ -26,6 +28,7 @@
 
 #include <fmt/format.h>
 
+#include "announcer.hpp"
 #include "common.hpp"
 #include "http_message.hpp"
 #include "kanotify/config.hpp"
@@ -123,25 +126,32 @@ void redirect_to_null(int target) {
     }
 }
 
-// neutron_state_names when the command line does not say: the agent never
-// passes it, so an operator with an agent older than 17.0 sets it in
-// kanotify's configuration file.
-std::string state_names_from_config(MonitorLog& log) {
+// What the agent cannot pass: neutron_state_names (an operator with an
+// agent older than 17.0 sets it) and [garp] for announcements, from
+// kanotify's configuration file when there is one.
+struct FileSettings {
+    std::string neutron_state_names = "current";
+    GarpSettings garp;
+};
+FileSettings settings_from_config(MonitorLog& log) {
+    FileSettings out;
     struct stat st{};
     if (::stat(KANOTIFY_DEFAULT_CONFIG, &st) != 0)
-        return "current";
+        return out;
     LoadOptions options;
     options.path = KANOTIFY_DEFAULT_CONFIG;
     options.enforce_owner = ::geteuid() == 0;
     auto config = load_config(options);
     if (!config) {
         // A broken file must not leave the router without a monitor: the
-        // agent would respawn it for ever. Say it and use the default.
-        log.error(fmt::format("ignoring {}: {}; state names are primary/backup", KANOTIFY_DEFAULT_CONFIG,
+        // agent would respawn it for ever. Say it and use the defaults.
+        log.error(fmt::format("ignoring {}: {}; using the defaults (primary/backup)", KANOTIFY_DEFAULT_CONFIG,
                               config.error().message));
-        return "current";
+        return out;
     }
-    return config->neutron_state_names;
+    out.neutron_state_names = config->neutron_state_names;
+    out.garp = config->defaults.garp;
+    return out;
 }
 
 class Monitor {
@@ -168,6 +178,10 @@ class Monitor {
     bool read_watch();  // false: the socket failed and was closed
     bool wait_signal(int timeout_ms);
     bool handle_signal();
+    void track_links(const RtnlEvent& event);
+    void announce(const RtnlEvent& event);
+    void send_announcements();
+    [[nodiscard]] int announce_wait_ms() const;
 
     std::string state_word(bool primary) const { return primary ? "primary" : "backup"; }
 
@@ -186,6 +200,10 @@ class Monitor {
     bool dropped_ = false;
     std::optional<Credentials> credentials_;
     Clock::time_point reopen_at_{};
+    // --announce_non_ha_addresses: link names by index, sessions sending.
+    GarpSettings garp_;
+    std::map<int, std::string> links_;
+    std::vector<std::unique_ptr<AnnounceSession>> announcing_;
 };
 
 Result<void> Monitor::setup() {
@@ -215,20 +233,25 @@ Result<void> Monitor::setup() {
         log_.error(fmt::format("--monitor_cidr {} is not an address: {}", quote(o_.cidr), cidr.error().message));
     }
 
-    if (o_.neutron_state_names.empty())
-        o_.neutron_state_names = state_names_from_config(log_);
+    if (o_.neutron_state_names.empty() || o_.announce_non_ha) {
+        auto file = settings_from_config(log_);
+        if (o_.neutron_state_names.empty())
+            o_.neutron_state_names = file.neutron_state_names;
+        garp_ = file.garp;
+    }
 
     // conntrackd runs in the namespace as root, as the agent ran it through
-    // rootwrap: with it on, --user/--group cannot be honoured.
-    privileged_work_ = o_.enable_conntrackd;
+    // rootwrap, and announcing needs a packet socket in the namespace: with
+    // either on, --user/--group cannot be honoured.
+    privileged_work_ = o_.enable_conntrackd || o_.announce_non_ha;
     if (!o_.user.empty() || !o_.group.empty()) {
         auto credentials = resolve_credentials(o_.user, o_.group);
         if (!credentials)
             return tl::unexpected(credentials.error());
         bool same = credentials->uid == ::geteuid() && credentials->gid == ::getegid();
         if (!same && privileged_work_)
-            log_.info(fmt::format("keeping root (not switching to uid {} gid {}): conntrackd is run inside "
-                                  "the namespace",
+            log_.info(fmt::format("keeping root (not switching to uid {} gid {}): conntrackd or announcements "
+                                  "run inside the namespace",
                                   credentials->uid, credentials->gid));
         else if (!same)
             credentials_ = *credentials;
@@ -291,6 +314,8 @@ std::string Monitor::initial_state() {
             auto snap = snapshot();
             if (snap) {
                 tracker_->reset(*snap);
+                links_.clear();
+                links_.insert(snap->links.begin(), snap->links.end());
                 return state_word(tracker_->present());
             }
             last_error = snap.error().message;
@@ -338,6 +363,8 @@ void Monitor::sync_conntrack(const std::string& state) {
 
 void Monitor::transition(const std::string& state) {
     current_ = state;
+    if (state != "primary")
+        announcing_.clear();  // a backup router must not claim addresses
     ++sequence_;
     // The file's content is synced before the rename; the rename itself is
     // made durable after the agent has been told, so the notification does
@@ -429,13 +456,18 @@ bool Monitor::read_watch() {
     }
     if (!tracker_)
         return true;
-    for (const auto& event : events)
+    for (const auto& event : events) {
+        track_links(event);
         if (tracker_->apply(event) == VipTracker::Change::resync)
             resync = true;
+    }
     if (resync) {
         auto snap = snapshot();
-        if (snap)
+        if (snap) {
             tracker_->reset(*snap);
+            links_.clear();
+            links_.insert(snap->links.begin(), snap->links.end());
+        }
         else
             log_.error(fmt::format("cannot read the addresses of router {}: {}", o_.router_id, snap.error().message));
     }
@@ -446,7 +478,69 @@ bool Monitor::read_watch() {
         log_.info(fmt::format("Detected state change of router {} to {}", o_.router_id, state));
         transition(state);
     }
+    if (o_.announce_non_ha && current_ == "primary")
+        for (const auto& event : events)
+            announce(event);
     return true;
+}
+
+void Monitor::track_links(const RtnlEvent& event) {
+    if (event.type == RtnlEvent::Type::link_changed)
+        links_[event.ifindex] = event.ifname;
+    else if (event.type == RtnlEvent::Type::link_removed)
+        links_.erase(event.ifindex);
+}
+
+// An address added to another interface than the HA one while primary:
+// announced there (keepalived versions without GARP on reload relied on
+// the old Python monitor for it).
+void Monitor::announce(const RtnlEvent& event) {
+    if (event.type != RtnlEvent::Type::address_added || event.ifindex == tracker_->ifindex())
+        return;
+    auto link = links_.find(event.ifindex);
+    if (link == links_.end() || link->second == "lo")
+        return;
+    auto address = event.address;
+    address.prefix = -1;
+    auto session = std::make_unique<AnnounceSession>(
+        AnnounceSession::prepare(o_.netns, link->second, {address.str()}, garp_, Clock::now()));
+    if (!session->error().empty()) {
+        log_.warning(fmt::format("cannot announce {} on {} for router {}: {}", address.str(), link->second,
+                                 o_.router_id, session->error()));
+        return;
+    }
+    session->send_due();
+    announcing_.push_back(std::move(session));
+    send_announcements();
+}
+
+// Sends what is due; a finished session reports its outcome and goes.
+void Monitor::send_announcements() {
+    for (auto it = announcing_.begin(); it != announcing_.end();) {
+        auto& session = **it;
+        session.send_due();
+        if (session.next_due()) {
+            ++it;
+            continue;
+        }
+        for (const auto& outcome : session.outcomes())
+            log_.info(fmt::format("Announced {} on {} for router {}: {} ({} of {} packets{}{})", outcome.address,
+                                  session.interface(), o_.router_id, outcome.result, outcome.sent, outcome.planned,
+                                  outcome.reason.empty() ? "" : "; ", outcome.reason));
+        it = announcing_.erase(it);
+    }
+}
+
+int Monitor::announce_wait_ms() const {
+    int wait = -1;
+    auto now = AnnounceClock::now();
+    for (const auto& session : announcing_) {
+        if (auto due = session->next_due()) {
+            auto ms = std::max<long long>(std::chrono::ceil<std::chrono::milliseconds>(*due - now).count(), 0);
+            wait = wait < 0 ? static_cast<int>(ms) : std::min(wait, static_cast<int>(ms));
+        }
+    }
+    return wait;
 }
 
 bool Monitor::wait_signal(int timeout_ms) {
@@ -490,6 +584,8 @@ int Monitor::run() {
     while (!stop_) {
         auto now = Clock::now();
         int timeout = retry_.wait_ms(now);
+        if (int announce = announce_wait_ms(); announce >= 0)
+            timeout = timeout < 0 ? announce : std::min(timeout, announce);
         if (!watch_ && tracker_) {
             auto until = std::chrono::ceil<std::chrono::milliseconds>(reopen_at_ - now).count();
             int reopen = static_cast<int>(std::max<long long>(until, 0));
@@ -522,6 +618,7 @@ int Monitor::run() {
             }
         }
         try_notify();
+        send_announcements();
     }
     remove_pid_file(o_.pid_file, ::getpid());
     return exit_ok;
@@ -542,11 +639,6 @@ int run_monitor(int argc, char** argv) {
         return fail(options.error());
     if (auto ok = validate_monitor_options(*options); !ok)
         return fail(ok.error());
-    if (options->announce_non_ha)
-        return fail(make_error(ErrorKind::usage,
-                               "--announce_non_ha_addresses is not available in this build: the announcer is "
-                               "not part of it yet")
-                        .value());
     // stdin and stdout are never used; stderr only until the log is open.
     redirect_to_null(STDIN_FILENO);
     redirect_to_null(STDOUT_FILENO);

@@ -552,7 +552,42 @@ TEST_CASE("monitor: bad command lines are refused before anything starts", "[mon
     CHECK(r.status == 64);
     CHECK_THAT(r.err, Catch::Contains("--monitor_interface"));
     r = run(tmp, {KANOTIFY_BINARY, "monitor", "--router_id=x", "--monitor_interface=ha", "--monitor_cidr=1.2.3.4",
-                  "--conf_dir=/x", "--pid_file=/x/p", "--state_path=/x", "--announce_non_ha_addresses"});
+                  "--conf_dir=/x", "--pid_file=/x/p", "--state_path=/x", "--enable_conntrackd=perhaps"});
     CHECK(r.status == 64);
-    CHECK_THAT(r.err, Catch::Contains("not available"));
+    CHECK_THAT(r.err, Catch::Contains("--enable_conntrackd"));
+}
+
+TEST_CASE("monitor: addresses added to other interfaces are announced while primary, not while backup",
+          "[monitor][netns][announce]") {
+    TempDir tmp;
+    Listener listener(tmp.str("keepalived-state-change"));
+    listener.serve(Behaviour::ok);
+    Agent agent{listener};
+    Netns ns;
+    ns.veth("ha-t", "ha-p");
+    ns.veth("qr-t", "qr-p");
+    Monitor m(tmp, router);
+    m.start(ns.name(), "ha-t", "169.254.0.1/24", false, {"--announce_non_ha_addresses"});
+    REQUIRE(agent.wait_count(router, 1));
+    // Backup: nothing is announced.
+    ns.add("10.30.0.1/24", "qr-t");
+    std::this_thread::sleep_for(300ms);
+    CHECK_THAT(m.log(), !Catch::Contains("Announced"));
+
+    ns.add("169.254.0.1/24", "ha-t");
+    REQUIRE(agent.wait_count(router, 2));
+    // The peer of qr-t hears the gratuitous ARP for the address added now.
+    auto capture = tmp.str("arp.txt");
+    pid_t tcpdump = spawn({"/usr/sbin/ip", "netns", "exec", ns.name(), "tcpdump", "-n", "-l", "-c", "1", "-i", "qr-p",
+                           "arp and host 10.20.0.1"},
+                          capture, tmp.str("tcpdump.err"));
+    REQUIRE(wait_until([&] { return read_file(tmp.str("tcpdump.err")).find("listening") != std::string::npos; }));
+    ns.add("10.20.0.1/24", "qr-t");
+    CHECK(wait_until([&] { return read_file(capture).find("10.20.0.1") != std::string::npos; }));
+    ::kill(tcpdump, SIGTERM);
+    (void)wait_status(tcpdump);
+    REQUIRE(wait_until([&] { return m.log().find("Announced 10.20.0.1 on qr-t") != std::string::npos; }));
+    CHECK_THAT(m.log(), Catch::Contains("Announced 10.20.0.1 on qr-t for router " + router + ": sent"));
+    CHECK_THAT(m.log(), !Catch::Contains("Announced 10.30.0.1"));
+    CHECK(m.terminate().first == 0);
 }
