@@ -43,5 +43,6 @@ int run_status(int argc, char** argv);
 int run_history(int argc, char** argv);
 int run_flush(int argc, char** argv);
 int run_wait(int argc, char** argv);
+int run_monitor(int argc, char** argv);
 
 }  // namespace kanotify::cli

@@ -21,12 +21,24 @@ constexpr Subcommand subcommands[] = {
     {"history", kanotify::cli::run_history},
     {"flush", kanotify::cli::run_flush},
     {"wait", kanotify::cli::run_wait},
+    {"monitor", kanotify::cli::run_monitor},
 };
+
+// The neutron L3 agent starts its per-router monitor by this name: a
+// symlink so named makes kanotify that monitor, with the agent's flags.
+bool invoked_as_neutron_monitor(const char* argv0) {
+    std::string_view name = argv0 ? argv0 : "";
+    if (auto slash = name.rfind('/'); slash != std::string_view::npos)
+        name.remove_prefix(slash + 1);
+    return name == "neutron-keepalived-state-change";
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
     try {
+        if (argc > 0 && invoked_as_neutron_monitor(argv[0]))
+            return kanotify::cli::run_monitor(argc, argv);
         // A subcommand is only ever the first word: keepalived's generic
         // notify starts with INSTANCE or GROUP, the explicit form with a flag.
         if (argc > 1) {

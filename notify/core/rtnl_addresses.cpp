@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -113,43 +114,103 @@ Result<bool> receive_dump(int fd, Decode decode) {
 
 }  // namespace
 
+namespace {
+
+// The address of one RTM_NEWADDR/RTM_DELADDR payload; nullopt for families
+// other than IPv4 and IPv6 and for messages that carry no address.
+Result<std::optional<KernelAddress>> decode_address(std::span<const std::uint8_t> payload) {
+    if (payload.size() < sizeof(ifaddrmsg))
+        return make_error(ErrorKind::system, "malformed address message");
+    auto header = load<ifaddrmsg>(payload.data());
+    if (header.ifa_family != AF_INET && header.ifa_family != AF_INET6)
+        return std::optional<KernelAddress>{};
+    std::size_t size = header.ifa_family == AF_INET ? 4 : 16;
+    KernelAddress entry;
+    entry.ifindex = static_cast<int>(header.ifa_index);
+    entry.flags = header.ifa_flags;
+    entry.address.family = header.ifa_family;
+    entry.address.prefix = header.ifa_prefixlen;
+    bool have_local = false, have_address = false;
+    std::array<std::uint8_t, 16> address{}, local{};
+    auto ok = attributes(payload.subspan(std::min(align(sizeof(ifaddrmsg)), payload.size())),
+                         [&](std::uint16_t attr, std::span<const std::uint8_t> value) {
+                             // IFA_LOCAL is our own address on point-to-point
+                             // links, where IFA_ADDRESS is the peer's.
+                             if (attr == IFA_LOCAL && value.size() == size) {
+                                 std::memcpy(local.data(), value.data(), size);
+                                 have_local = true;
+                             } else if (attr == IFA_ADDRESS && value.size() == size) {
+                                 std::memcpy(address.data(), value.data(), size);
+                                 have_address = true;
+                             } else if (attr == IFA_FLAGS && value.size() == 4) {
+                                 entry.flags = load<std::uint32_t>(value.data());
+                             }
+                         });
+    if (!ok)
+        return tl::unexpected(ok.error());
+    if (!have_local && !have_address)
+        return std::optional<KernelAddress>{};
+    entry.address.bytes = have_local ? local : address;
+    return std::optional<KernelAddress>{std::move(entry)};
+}
+
+// Index and name of one RTM_NEWLINK/RTM_DELLINK payload.
+Result<std::pair<int, std::string>> decode_link(std::span<const std::uint8_t> payload) {
+    if (payload.size() < sizeof(ifinfomsg))
+        return make_error(ErrorKind::system, "malformed link message");
+    auto header = load<ifinfomsg>(payload.data());
+    std::string name;
+    auto ok = attributes(payload.subspan(std::min(align(sizeof(ifinfomsg)), payload.size())),
+                         [&](std::uint16_t attr, std::span<const std::uint8_t> value) {
+                             if (attr == IFLA_IFNAME && !value.empty()) {
+                                 auto text = std::string_view(reinterpret_cast<const char*>(value.data()),
+                                                              value.size());
+                                 name = std::string(text.substr(0, text.find('\0')));
+                             }
+                         });
+    if (!ok)
+        return tl::unexpected(ok.error());
+    return std::pair<int, std::string>{header.ifi_index, std::move(name)};
+}
+
+}  // namespace
+
 Result<DumpProgress> decode_address_dump(std::span<const std::uint8_t> bytes, std::vector<KernelAddress>& out) {
     return walk(bytes, [&](std::uint16_t type, std::span<const std::uint8_t> payload) -> Result<void> {
         if (type != RTM_NEWADDR)
             return {};
-        if (payload.size() < sizeof(ifaddrmsg))
-            return make_error(ErrorKind::system, "malformed RTM_NEWADDR message");
-        auto header = load<ifaddrmsg>(payload.data());
-        if (header.ifa_family != AF_INET && header.ifa_family != AF_INET6)
-            return {};
-        std::size_t size = header.ifa_family == AF_INET ? 4 : 16;
-        KernelAddress entry;
-        entry.ifindex = static_cast<int>(header.ifa_index);
-        entry.flags = header.ifa_flags;
-        entry.address.family = header.ifa_family;
-        entry.address.prefix = header.ifa_prefixlen;
-        bool have_local = false, have_address = false;
-        std::array<std::uint8_t, 16> address{}, local{};
-        auto ok = attributes(payload.subspan(align(sizeof(ifaddrmsg))),
-                             [&](std::uint16_t attr, std::span<const std::uint8_t> value) {
-                                 // IFA_LOCAL is our own address on point-to-point
-                                 // links, where IFA_ADDRESS is the peer's.
-                                 if (attr == IFA_LOCAL && value.size() == size) {
-                                     std::memcpy(local.data(), value.data(), size);
-                                     have_local = true;
-                                 } else if (attr == IFA_ADDRESS && value.size() == size) {
-                                     std::memcpy(address.data(), value.data(), size);
-                                     have_address = true;
-                                 } else if (attr == IFA_FLAGS && value.size() == 4) {
-                                     entry.flags = load<std::uint32_t>(value.data());
-                                 }
-                             });
-        if (!ok)
-            return ok;
-        if (!have_local && !have_address)
-            return {};
-        entry.address.bytes = have_local ? local : address;
-        out.push_back(std::move(entry));
+        auto entry = decode_address(payload);
+        if (!entry)
+            return tl::unexpected(entry.error());
+        if (*entry)
+            out.push_back(std::move(**entry));
+        return {};
+    });
+}
+
+Result<DumpProgress> decode_rtnl_events(std::span<const std::uint8_t> bytes, std::vector<RtnlEvent>& out) {
+    return walk(bytes, [&](std::uint16_t type, std::span<const std::uint8_t> payload) -> Result<void> {
+        if (type == RTM_NEWADDR || type == RTM_DELADDR) {
+            auto entry = decode_address(payload);
+            if (!entry)
+                return tl::unexpected(entry.error());
+            if (!*entry)
+                return {};
+            RtnlEvent event;
+            event.type = type == RTM_NEWADDR ? RtnlEvent::Type::address_added : RtnlEvent::Type::address_removed;
+            event.ifindex = (*entry)->ifindex;
+            event.address = (*entry)->address;
+            out.push_back(std::move(event));
+        } else if (type == RTM_NEWLINK || type == RTM_DELLINK) {
+            auto link = decode_link(payload);
+            if (!link)
+                return tl::unexpected(link.error());
+            RtnlEvent event;
+            event.type = type == RTM_NEWLINK ? RtnlEvent::Type::link_changed : RtnlEvent::Type::link_removed;
+            event.ifindex = link->first;
+            event.ifname = std::move(link->second);
+            out.push_back(std::move(event));
+        }
         return {};
     });
 }
@@ -159,43 +220,28 @@ Result<DumpProgress> decode_link_dump(std::span<const std::uint8_t> bytes,
     return walk(bytes, [&](std::uint16_t type, std::span<const std::uint8_t> payload) -> Result<void> {
         if (type != RTM_NEWLINK)
             return {};
-        if (payload.size() < sizeof(ifinfomsg))
-            return make_error(ErrorKind::system, "malformed RTM_NEWLINK message");
-        auto header = load<ifinfomsg>(payload.data());
-        std::string name;
-        auto ok = attributes(payload.subspan(align(sizeof(ifinfomsg))),
-                             [&](std::uint16_t attr, std::span<const std::uint8_t> value) {
-                                 if (attr == IFLA_IFNAME && !value.empty()) {
-                                     auto text = std::string_view(reinterpret_cast<const char*>(value.data()),
-                                                                  value.size());
-                                     name = std::string(text.substr(0, text.find('\0')));
-                                 }
-                             });
-        if (!ok)
-            return ok;
-        out.emplace_back(header.ifi_index, std::move(name));
+        auto link = decode_link(payload);
+        if (!link)
+            return tl::unexpected(link.error());
+        out.push_back(std::move(*link));
         return {};
     });
 }
 
-Result<std::vector<KernelAddress>> list_addresses(const std::string& netns) {
+Result<RtnlSnapshot> snapshot_on(int fd) {
     // The kernel flags a dump that raced a change (NLM_F_DUMP_INTR): retry
     // it a few times rather than decide on a half-old view.
     for (std::uint32_t attempt = 1; attempt <= 4; ++attempt) {
-        auto fd = socket_in_netns(netns, AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
-        if (!fd)
-            return tl::unexpected(fd.error());
         std::vector<std::pair<int, std::string>> links;
         std::vector<KernelAddress> addresses;
-        if (auto ok = send_dump<ifinfomsg>(fd->get(), RTM_GETLINK, attempt * 2); !ok)
+        if (auto ok = send_dump<ifinfomsg>(fd, RTM_GETLINK, attempt * 2); !ok)
             return tl::unexpected(ok.error());
-        auto links_ok = receive_dump(fd->get(), [&](auto bytes) { return decode_link_dump(bytes, links); });
+        auto links_ok = receive_dump(fd, [&](auto bytes) { return decode_link_dump(bytes, links); });
         if (!links_ok)
             return tl::unexpected(links_ok.error());
-        if (auto ok = send_dump<ifaddrmsg>(fd->get(), RTM_GETADDR, attempt * 2 + 1); !ok)
+        if (auto ok = send_dump<ifaddrmsg>(fd, RTM_GETADDR, attempt * 2 + 1); !ok)
             return tl::unexpected(ok.error());
-        auto addresses_ok =
-            receive_dump(fd->get(), [&](auto bytes) { return decode_address_dump(bytes, addresses); });
+        auto addresses_ok = receive_dump(fd, [&](auto bytes) { return decode_address_dump(bytes, addresses); });
         if (!addresses_ok)
             return tl::unexpected(addresses_ok.error());
         if (!*links_ok || !*addresses_ok)
@@ -204,9 +250,19 @@ Result<std::vector<KernelAddress>> list_addresses(const std::string& netns) {
             for (const auto& [index, name] : links)
                 if (index == entry.ifindex)
                     entry.ifname = name;
-        return addresses;
+        return RtnlSnapshot{std::move(links), std::move(addresses)};
     }
     return make_error(ErrorKind::system, "the address table kept changing during the netlink dump");
+}
+
+Result<std::vector<KernelAddress>> list_addresses(const std::string& netns) {
+    auto fd = socket_in_netns(netns, AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+    if (!fd)
+        return tl::unexpected(fd.error());
+    auto snapshot = snapshot_on(fd->get());
+    if (!snapshot)
+        return tl::unexpected(snapshot.error());
+    return std::move(snapshot->addresses);
 }
 
 }  // namespace kanotify

@@ -37,7 +37,32 @@ struct DumpProgress {
 [[nodiscard]] Result<DumpProgress> decode_link_dump(std::span<const std::uint8_t> bytes,
                                                     std::vector<std::pair<int, std::string>>& out);
 
+// One change the kernel multicasts to RTNLGRP_LINK and RTNLGRP_IPV{4,6}_IFADDR
+// listeners (what `ip monitor address link` prints).
+struct RtnlEvent {
+    enum class Type { address_added, address_removed, link_changed, link_removed };
+    Type type = Type::address_added;
+    int ifindex = 0;
+    std::string ifname;   // link events: the link's (current) name
+    IpAddress address;    // address events, with the prefix length
+};
+
+// Decodes one recv() worth of RTM_{NEW,DEL}{ADDR,LINK} notifications,
+// appending to `out`; other message types are passed over.
+[[nodiscard]] Result<DumpProgress> decode_rtnl_events(std::span<const std::uint8_t> bytes,
+                                                      std::vector<RtnlEvent>& out);
+
 // Every address in `netns` ("" = ours), with interface names.
 [[nodiscard]] Result<std::vector<KernelAddress>> list_addresses(const std::string& netns);
+
+// Links (index, name) and addresses, read consistently.
+struct RtnlSnapshot {
+    std::vector<std::pair<int, std::string>> links;
+    std::vector<KernelAddress> addresses;
+};
+// Through an open NETLINK_ROUTE socket (already in its namespace) that is
+// not subscribed to multicast groups: the dump's replies would be mixed
+// with notifications.
+[[nodiscard]] Result<RtnlSnapshot> snapshot_on(int fd);
 
 }  // namespace kanotify

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Fuzzes the rtnetlink dump decoders (one recv() worth of RTM_NEWADDR or
-// RTM_NEWLINK messages) and the address parser that configured addresses
-// and decoded ones meet in. Every input goes to all three.
+// RTM_NEWLINK messages), the notification decoder of the neutron monitor
+// (RTM_{NEW,DEL}{ADDR,LINK}) and the address parser that configured
+// addresses and decoded ones meet in. Every input goes to all four.
 #include <sys/socket.h>
 
 #include <cstddef>
@@ -97,6 +98,26 @@ void links(std::span<const std::uint8_t> bytes) {
     }
 }
 
+void events(std::span<const std::uint8_t> bytes) {
+    std::vector<RtnlEvent> out;
+    auto progress = decode_rtnl_events(bytes, out);
+    // At most one event per message.
+    check(out.size() <= bytes.size() / (netlink_header + ifaddrmsg_size));
+    if (!progress) {
+        check(!progress.error().message.empty());
+        return;
+    }
+    for (const auto& e : out) {
+        bool address = e.type == RtnlEvent::Type::address_added || e.type == RtnlEvent::Type::address_removed;
+        if (address) {
+            check(e.ifname.empty());
+            check_address(e.address);
+        } else {
+            check(e.ifname.find('\0') == std::string::npos);
+        }
+    }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -108,6 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::span<const std::uint8_t> bytes(buffer.data(), buffer.size());
     addresses(bytes);
     links(bytes);
+    events(bytes);
     ip_text(std::string_view(reinterpret_cast<const char*>(data), size));
     return 0;
 }

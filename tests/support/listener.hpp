@@ -50,11 +50,12 @@ class Listener {
     }
 
     // Starts afresh: what earlier behaviours received is forgotten.
-    void serve(Behaviour behaviour) {
+    // (The newest neutron agent listens with a backlog of 5.)
+    void serve(Behaviour behaviour, int backlog = 16) {
         stop();
         clear();
         fd_ = bound();
-        ::listen(fd_, 16);
+        ::listen(fd_, backlog);
         behaviour_ = behaviour;
         running_ = true;
         thread_ = std::thread([this] { loop(); });
