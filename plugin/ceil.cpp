@@ -4,7 +4,7 @@
 // the module but the interposed calls) so that the module needs libc alone.
 #include <cstdint>
 
-extern "C" double ceil(double x) {
+extern "C" double ceil(double x) noexcept {
     // Beyond 2^52 every double is an integer; NaN and infinities fail the
     // comparison and come back unchanged, as from libm.
     constexpr double integral = 4503599627370496.0;  // 2^52

@@ -11,9 +11,11 @@
 //       two children forked in order; the first waits MS before its exec,
 //       so the later fork runs first. Prints both statuses.
 //   preload_host bench N PROGRAM ARGS...
-//       N transitions, each timed from fork until the child is reaped:
-//       "median_wall_us M median_cpu_us C p90_wall_us P" (CPU: the child's
-//       user+system time, what keepalived's machine pays for it).
+//       N transitions, each timed from fork until the child is reaped; an
+//       argument MASTER becomes BACKUP every other run, so each run is a
+//       real transition. One line per run, "run WALL_US CPU_US" (CPU: the
+//       child's user+system time, what keepalived's machine pays for it),
+//       then "runs N failures F median_wall_us M median_cpu_us C p90_wall_us P".
 //   preload_host dlopen MODULE PROGRAM ARGS...
 //       fork and execve through MODULE's own symbols (dlopen()ed, not
 //       preloaded): the AT_SECURE test, where the loader ignores LD_PRELOAD.
@@ -152,16 +154,22 @@ int bench(int argc, char** argv) {
     std::vector<std::int64_t> wall, cpu;
     std::vector<char*> command(argv + 1, argv + argc);
     int failures = 0;
+    std::vector<char*> alternate = command;
+    static char backup[] = "BACKUP";
+    for (auto& word : alternate)
+        if (std::strcmp(word, "MASTER") == 0)
+            word = backup;
     for (long i = 0; i < n; ++i) {
         rusage usage{};
         auto start = now_us();
-        pid_t pid = spawn(command);
+        pid_t pid = spawn(i % 2 == 0 ? command : alternate);
         int status = reap(pid, &usage);
         wall.push_back(now_us() - start);
         cpu.push_back(usage.ru_utime.tv_sec * 1'000'000 + usage.ru_utime.tv_usec + usage.ru_stime.tv_sec * 1'000'000 +
                       usage.ru_stime.tv_usec);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             ++failures;
+        std::printf("run %lld %lld\n", static_cast<long long>(wall.back()), static_cast<long long>(cpu.back()));
     }
     std::printf("runs %ld failures %d median_wall_us %lld median_cpu_us %lld p90_wall_us %lld\n", n, failures,
                 static_cast<long long>(percentile(wall, 0.5)), static_cast<long long>(percentile(cpu, 0.5)),
