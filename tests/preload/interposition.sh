@@ -100,6 +100,9 @@ check "another program: LD_PRELOAD with the hook alone is removed" "LD_PRELOAD=u
 out=$(hooked "$host" run "$work/no-such-program" 2>&1 | tail -n 1)
 check "a program that does not exist: execve fails as usual" "exit 127" "$out"
 
+out=$(hooked "$host" errno 2>&1)
+check "errno: fork leaves it alone, a failed execve reports the kernel's" "errno kept" "$out"
+
 # 4. Two children of one instance finishing in reverse fork order: the
 #    later fork's state stays. The same run without the hook (plain argv,
 #    no sequence) ends in the earlier fork's state: what the hook fixes.

@@ -16,6 +16,10 @@
 //       real transition. One line per run, "run WALL_US CPU_US" (CPU: the
 //       child's user+system time, what keepalived's machine pays for it),
 //       then "runs N failures F median_wall_us M median_cpu_us C p90_wall_us P".
+//   preload_host errno
+//       errno across the shims: fork() leaves the caller's errno alone in
+//       parent and child; a failing execve() reports the kernel's errno.
+//       Prints "errno kept" or what went wrong.
 //   preload_host dlopen MODULE PROGRAM ARGS...
 //       fork and execve through MODULE's own symbols (dlopen()ed, not
 //       preloaded): the AT_SECURE test, where the loader ignores LD_PRELOAD.
@@ -177,6 +181,27 @@ int bench(int argc, char** argv) {
     return failures == 0 ? 0 : 1;
 }
 
+int errno_kept() {
+    errno = EXDEV;
+    pid_t pid = do_fork();
+    if (pid == 0) {
+        int in_child = errno;
+        char missing[] = "/nonexistent/kanotify-preload-test";
+        char* argv[] = {missing, nullptr};
+        errno = EXDEV;
+        do_execve(missing, argv, environ);
+        ::_exit(in_child == EXDEV && errno == ENOENT ? 0 : 1);
+    }
+    int in_parent = errno;
+    int status = reap(pid);
+    if (in_parent != EXDEV || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        std::printf("errno changed: parent %d, child %s\n", in_parent, describe(status).c_str());
+        return 1;
+    }
+    std::printf("errno kept\n");
+    return 0;
+}
+
 int via_dlopen(int argc, char** argv) {
     if (argc < 2)
         usage();
@@ -208,6 +233,8 @@ int main(int argc, char** argv) {
         return reverse(argc - 2, argv + 2);
     if (mode == "bench")
         return bench(argc - 2, argv + 2);
+    if (mode == "errno")
+        return errno_kept();
     if (mode == "dlopen")
         return via_dlopen(argc - 2, argv + 2);
     usage();
