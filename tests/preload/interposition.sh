@@ -23,6 +23,10 @@ host=$(readlink -f -- "$1")
 module=$(readlink -f -- "$2")
 kanotify=$(readlink -f -- "$3")
 
+if [ "${KANOTIFY_SANITIZED:-0}" = 1 ]; then
+	echo "skipped: the module is built with AddressSanitizer, which cannot be preloaded into programs built without it"
+	exit 77
+fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/kanotify-preload.XXXXXX") || exit 1
 trap 'rm -rf -- "$work"' EXIT
 chmod 0755 "$work"

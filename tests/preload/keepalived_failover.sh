@@ -34,6 +34,10 @@ skip() {
 	echo "skipped: $*"
 	exit 77
 }
+if [ "${KANOTIFY_SANITIZED:-0}" = 1 ]; then
+	echo "skipped: the module is built with AddressSanitizer, which cannot be preloaded into programs built without it"
+	exit 77
+fi
 [ "$(id -u)" = 0 ] || skip "needs root (it creates network namespaces and runs keepalived)"
 command -v keepalived >/dev/null 2>&1 || skip "keepalived is not installed (scripts/deps.sh installs it)"
 command -v ip >/dev/null 2>&1 || skip "ip (iproute2) is not installed"
