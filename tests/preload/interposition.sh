@@ -68,6 +68,16 @@ state_of() { cat "$1/$2.state" 2>/dev/null || echo "(no state file)"; }
 hooked() { LD_PRELOAD=$module KANOTIFY_BINARY=$wrapper "$@"; }
 common=(--log-target stderr)
 
+# 0. The module exports the interposed calls alone and needs libc alone.
+if command -v nm >/dev/null && command -v readelf >/dev/null; then
+	check "exported symbols" "execve fork" "$(nm -D --defined-only "$module" | awk '{print $3}' | sort | xargs)"
+	needed=$(readelf -d "$module" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+	check "needs libc" "libc.so.6" "$(grep -x 'libc.so.6' <<<"$needed")"
+	check "needs nothing beyond libc and the loader" "" "$(grep -v -e '^libc\.so\.6$' -e '^ld-linux' <<<"$needed" | xargs)"
+else
+	echo "skipped: export and dependency checks (nm and readelf, from binutils, are not installed)"
+fi
+
 # 1. A transition is handled in the forked child, without an exec.
 s=$work/s1
 out=$(hooked "$host" run "$wrapper" --state-dir "$s" "${common[@]}" INSTANCE VI_1 MASTER 100 2>"$work/err")
