@@ -5,7 +5,8 @@
 #   hook:  libkanotify-preload.so in the host's LD_PRELOAD, the transition
 #          handled in the forked child (no exec);
 #   exec:  the kanotify binary exec'd in the child (argv mode);
-#   shell: scripts/bench/reference-notify.sh exec'd in the child (dash).
+#   shell: scripts/bench/reference-notify.sh exec'd in the child (dash);
+#   hook-floor, exec-floor: `kanotify --version` in place, /bin/true exec'd.
 # The host is tests/preload/preload_host.cpp's `bench` mode, which forks
 # and execs as keepalived's system_call_script() does; MASTER and BACKUP
 # alternate, so each run is a real transition. Variants run in interleaved
@@ -59,6 +60,10 @@ batch() {
     exec) "$HOST" bench "$BATCH_SIZE" \
       "$KANOTIFY" --config "$config" --state-dir "$work/exec" --log-target stderr INSTANCE VI_1 MASTER 100 ;;
     shell) "$HOST" bench "$BATCH_SIZE" "$reference" INSTANCE VI_1 MASTER 100 ;;
+    # Floors: the hook doing no work (kanotify --version in place, output
+    # discarded by the host's stdout) and fork + exec of /bin/true.
+    hook-floor) LD_PRELOAD=$MODULE KANOTIFY_BINARY=$KANOTIFY "$HOST" bench "$BATCH_SIZE" "$KANOTIFY" --version ;;
+    exec-floor) "$HOST" bench "$BATCH_SIZE" /bin/true ;;
   esac 2>/dev/null | grep '^run ' >>"$work/$1.runs" || die "a $1 batch failed"
 }
 
@@ -67,7 +72,7 @@ echo "# binary $KANOTIFY, module $MODULE, host $HOST"
 echo "# reference $reference (/bin/sh -> $(readlink -f /bin/sh)); work dir $work ($fstype)"
 echo "# load avg $(cut -d' ' -f1-3 /proc/loadavg); $BATCHES batches x $BATCH_SIZE runs per variant, interleaved"
 for ((b = 0; b < BATCHES; b++)); do
-  for v in hook exec shell; do batch $v; done
+  for v in hook exec shell hook-floor exec-floor; do batch $v; done
 done
 # The journal says who handled the hook's transitions.
 grep -q '"source":"preload"' "$work/hook/journal.jsonl" || die "the hook variant was not handled in place"
@@ -77,10 +82,10 @@ stats() { # column (2 wall, 3 cpu) -> "median p90"
   sort -n -k"$2" "$work/$1.runs" | awk -v c="$2" '{v[NR]=$c} END {m=int((NR+1)/2); p=int(NR*0.9+0.5); if (p<1) p=1; printf "%d %d", v[m], v[p]}'
 }
 printf '%-36s %6s %12s %12s %12s %12s\n' variant runs "cpu med us" "cpu p90 us" "wall med us" "wall p90 us"
-for v in hook exec shell; do
+for v in hook exec shell hook-floor exec-floor; do
   read -r cm cp <<<"$(stats $v 3)"
   read -r wm wp <<<"$(stats $v 2)"
-  declare "cpu_$v=$cm"
+  declare "cpu_${v/-/_}=$cm"
   printf '%-36s %6d %12d %12d %12d %12d\n' "$v" "$(wc -l <"$work/$v.runs")" "$cm" "$cp" "$wm" "$wp"
 done
 awk -v h="$cpu_hook" -v e="$cpu_exec" -v s="$cpu_shell" \
