@@ -91,7 +91,11 @@ read_dropin() {
 
 kn_init || fail "setting up the run directory: $KN_ERROR"
 kn_prepare_binary "$bin" || fail "$KN_ERROR"
-mkdir -p "$KN_RUN/bin"
+mkdir -p "$KN_RUN/bin" "$KN_RUN/lib"
+# A copy of its own, so that "nobody has it mapped" at the end is about this
+# run only (other tests preload the build tree's module at the same time).
+cp -- "$module" "$KN_RUN/lib/libkanotify-preload.so" || fail "copying the module into $KN_RUN/lib"
+module=$KN_RUN/lib/libkanotify-preload.so
 wrapper=$KN_RUN/bin/kanotify-wrapper
 cat >"$wrapper" <<EOF
 #!/bin/sh
