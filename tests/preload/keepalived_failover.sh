@@ -112,6 +112,9 @@ exit 0
 EOF
 done
 chmod 0755 "$wrapper" "$KN_RUN/bin/other.sh" "$KN_RUN/bin/track.sh"
+# No D-Bus signal: the host's system bus is none of this test's business.
+printf '[dbus]\nsignal = false\n' >"$KN_RUN/kanotify.toml"
+chmod 0644 "$KN_RUN/kanotify.toml"
 read_dropin
 
 write_config() {
@@ -140,7 +143,7 @@ vrrp_instance $KN_INSTANCE {
     track_script {
         chk
     }
-    notify "$wrapper --state-dir $(kn_state_dir "$node") --log-file $(kn_kanotify_log "$node") --log-target stderr"
+    notify "$wrapper --config $KN_RUN/kanotify.toml --state-dir $(kn_state_dir "$node") --log-file $(kn_kanotify_log "$node") --log-target stderr"
     notify_master "$KN_RUN/bin/other.sh $node"
 }
 EOF
