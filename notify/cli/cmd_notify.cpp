@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The exec'd notify front-end: keepalived's generic `notify` appends
 // TYPE NAME STATE PRIORITY; notify_master & co. use --state and --instance.
+#include <exception>
+#include <iostream>
+#include <new>
+
 #include <fmt/format.h>
 
 #include "common.hpp"
+#include "notify_front.hpp"
 #include "kanotify/dispatch.hpp"
 #include "kanotify/exit_code.hpp"
 #include "kanotify/parse.hpp"
@@ -45,7 +50,9 @@ void log_outcome(const Event& event, const Outcome& outcome) {
 
 }  // namespace
 
-int run_notify(int argc, char** argv) {
+int run_notify(int argc, char** argv) { return run_notify(argc, argv, NotifyOrigin{}); }
+
+int run_notify(int argc, char** argv, const NotifyOrigin& origin) {
     CLI::App app{"kanotify: record keepalived VRRP transitions and act on them.\n"
                  "Run by keepalived as `notify \"/usr/sbin/kanotify [OPTIONS]\"` (it appends TYPE NAME STATE "
                  "PRIORITY),\nor as `notify_master \"/usr/sbin/kanotify --state master --instance NAME\"`.\n"
@@ -98,13 +105,13 @@ int run_notify(int argc, char** argv) {
     if (!event) {
         // What was refused is kept too, when the journal can be written.
         if (dispatcher)
-            (void)dispatcher->journal({rejected_entry(Source::argv, joined(argc, argv), event.error(), realtime_usec())});
+            (void)dispatcher->journal({rejected_entry(origin.source, joined(argc, argv), event.error(), realtime_usec())});
         return report(event.error());
     }
     if (!dispatcher)
         return report(dispatcher.error());
-    event->source = Source::argv;
-    event->sequence = sequence;
+    event->source = origin.source;
+    event->sequence = sequence != 0 ? sequence : origin.sequence;
     if (netns || interface || !addresses.empty() || router_id) {
         auto [it, inserted] = config->instances.try_emplace(event->name, config->defaults);
         if (netns)
@@ -118,7 +125,7 @@ int run_notify(int argc, char** argv) {
         if (auto ok = validate_instance_settings(it->second); !ok) {
             if (dispatcher)
                 (void)dispatcher->journal(
-                    {rejected_entry(Source::argv, joined(argc, argv), ok.error(), event->time_usec)});
+                    {rejected_entry(origin.source, joined(argc, argv), ok.error(), event->time_usec)});
             return report(ok.error());
         }
         // The dispatcher was opened with the file's settings; reopen with the flags'.
@@ -139,6 +146,31 @@ int run_notify(int argc, char** argv) {
         return exit_system;
     // Recorded, but a consumer did not get it: kept pending, exit 69.
     return outcome.undelivered ? exit_unavailable : exit_ok;
+}
+
+int run_notify_guarded(int argc, char** argv, const NotifyOrigin& origin) noexcept {
+    // Kept in step with main()'s handlers: the preload module must end
+    // exactly as the binary would.
+    try {
+        return run_notify(argc, argv, origin);
+    } catch (const std::bad_alloc&) {
+        std::cerr << "kanotify: out of memory\n";
+        return exit_system;
+    } catch (const std::exception& e) {
+        std::cerr << "kanotify: internal error: " << e.what() << '\n';
+        return exit_system;
+    } catch (...) {
+        std::cerr << "kanotify: internal error\n";
+        return exit_system;
+    }
+}
+
+bool is_subcommand_name(std::string_view word) noexcept {
+    // The names of main()'s subcommand table.
+    for (std::string_view name : {"fifo", "status", "history", "flush", "wait"})
+        if (word == name)
+            return true;
+    return false;
 }
 
 }  // namespace kanotify::cli
