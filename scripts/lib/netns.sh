@@ -22,8 +22,9 @@
 #   ...
 # Set KN_OBSERVER=1 before kn_init for a third namespace, c, on the same
 # segment: a bridge br0 in c joins kn-a and kn-b (veth peers kc-a, kc-b),
-# and c captures what the nodes announce on it. When a node directory holds
-# a kanotify.toml, that node's kanotify is given --config with it.
+# and c captures what the nodes announce on it. Each node's kanotify gets
+# --config with its directory's kanotify.toml, written (D-Bus signal off)
+# when the caller did not write one.
 # Set KN_KEEP=1 to keep the run directory (configs, logs, journals) after
 # the run; namespaces and processes are removed regardless.
 # All functions return non-zero on failure with a message in KN_ERROR.
@@ -218,8 +219,12 @@ kn_write_configs() {
 	}
 	for node in a b; do
 		conf="$KN_RUN/$node/keepalived.conf"
-		config_flag=""
-		[ ! -f "$KN_RUN/$node/kanotify.toml" ] || config_flag=" --config $KN_RUN/$node/kanotify.toml"
+		# Always the run's own configuration, never the machine's
+		# /etc/kanotify; by default no D-Bus signal on the machine's bus.
+		if [ ! -f "$KN_RUN/$node/kanotify.toml" ]; then
+			printf '[dbus]\nsignal = false\n' >"$KN_RUN/$node/kanotify.toml" || return 1
+		fi
+		config_flag=" --config $KN_RUN/$node/kanotify.toml"
 		if [ "$node" = a ]; then
 			global_extra=""
 			notify_line="    notify \"$KN_BIN$config_flag --state-dir $(kn_state_dir a) --log-file $(kn_kanotify_log a)\""

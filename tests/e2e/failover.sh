@@ -184,6 +184,8 @@ kn_prepare_binary "$bin" || fail "$KN_ERROR"
 kn_setup_netns || fail "creating the namespaces: $KN_ERROR"
 for node in a b; do
 	cat >"$KN_RUN/$node/kanotify.toml" <<EOF || fail "writing node $node's kanotify.toml"
+[dbus]
+signal = false
 [garp]
 mode = "reply"
 count = $GARP_COUNT

@@ -24,7 +24,7 @@ struct Setup {
 
     Setup() {
         // Short timeouts and one retry keep the failing cases quick.
-        write_file(tmp.path() / "kanotify.toml", "[socket]\ntimeout_ms = 300\nretries = 1\n");
+        write_file(tmp.path() / "kanotify.toml", "[dbus]\nsignal = false\n[socket]\ntimeout_ms = 300\nretries = 1\n");
         ::chmod(tmp.str("kanotify.toml").c_str(), 0644);
     }
     Run kanotify(std::vector<std::string> args) {
@@ -220,7 +220,7 @@ TEST_CASE("socket sink: a listener owned by another uid is refused when an owner
         return;
     }
     Setup s;
-    write_file(s.tmp.path() / "kanotify.toml", "[socket]\ntimeout_ms = 300\nretries = 1\nowner_uid = 0\n");
+    write_file(s.tmp.path() / "kanotify.toml", "[dbus]\nsignal = false\n[socket]\ntimeout_ms = 300\nretries = 1\nowner_uid = 0\n");
     ::chmod(s.tmp.str().c_str(), 0777);
     auto received = s.tmp.str("rogue.received");
     pid_t rogue = ::fork();

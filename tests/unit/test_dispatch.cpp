@@ -47,6 +47,7 @@ TEST_CASE("dispatch: a batch is applied in order and journalled with outcomes", 
     TempDir tmp;
     Config config;
     config.state_dir = tmp.str("state");
+    config.defaults.dbus.signal = false;  // no signal on whatever system bus the machine has
     auto dispatcher = Dispatcher::open(config);
     REQUIRE(dispatcher);
     std::vector<Event> batch{make("VI_1", State::backup, 10), make("VI_2", State::backup, 11),
@@ -88,6 +89,7 @@ TEST_CASE("dispatch: an older sequence is journalled as stale and not applied", 
     TempDir tmp;
     Config config;
     config.state_dir = tmp.str("state");
+    config.defaults.dbus.signal = false;  // no signal on whatever system bus the machine has
     auto dispatcher = Dispatcher::open(config);
     REQUIRE(dispatcher);
     auto newer = make("VI_1", State::master, 20);
@@ -114,6 +116,7 @@ TEST_CASE("dispatch: 50 concurrent invocations with sequences leave the highest"
     TempDir tmp;
     Config config;
     config.state_dir = tmp.str("state");
+    config.defaults.dbus.signal = false;  // no signal on whatever system bus the machine has
     REQUIRE(Dispatcher::open(config));
     std::vector<std::uint64_t> sequences(50);
     for (std::size_t i = 0; i < sequences.size(); ++i)
@@ -168,6 +171,7 @@ TEST_CASE("dispatch: rejected input and checker lines are journalled", "[dispatc
     TempDir tmp;
     Config config;
     config.state_dir = tmp.str("state");
+    config.defaults.dbus.signal = false;  // no signal on whatever system bus the machine has
     auto dispatcher = Dispatcher::open(config);
     REQUIRE(dispatcher);
     Error error{ErrorKind::invalid, {}, "bad"};
