@@ -61,6 +61,11 @@ Result<void> Journal::append(const std::vector<std::string>& lines) const {
         return system_error("cannot stat the journal", errno);
     if (!S_ISREG(st.st_mode))
         return make_error(ErrorKind::system, fmt::format("{}/{} is not a regular file", store_.path(), file_name));
+    // The journal is the one file written in place: a hard link planted at
+    // its name would have us append to whatever file it shares.
+    if (st.st_nlink != 1)
+        return make_error(ErrorKind::system, fmt::format("refusing {}/{}: it has {} links (a planted hard link?)",
+                                                         store_.path(), file_name, st.st_nlink));
     if (st.st_size > 0) {
         char last = '\n';
         if (::pread(fd.get(), &last, 1, st.st_size - 1) == 1 && last != '\n') {

@@ -149,3 +149,16 @@ TEST_CASE("journal: a symlink planted at the journal path is not followed", "[jo
     CHECK_FALSE(journal.append({record(0, 1)}));
     CHECK(read_file(tmp.path() / "victim") == "precious\n");
 }
+
+TEST_CASE("journal: a hard link planted at the journal path is refused, its target untouched", "[journal][security]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    write_file(tmp.path() / "victim", "precious\n");
+    fs::create_hard_link(tmp.path() / "victim", tmp.path() / "state/journal.jsonl");
+    Journal journal(*store, JournalSettings{});
+    auto appended = journal.append({record(0, 1)});
+    REQUIRE_FALSE(appended);
+    CHECK_THAT(appended.error().message, Catch::Contains("links"));
+    CHECK(read_file(tmp.path() / "victim") == "precious\n");
+}

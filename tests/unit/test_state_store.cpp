@@ -217,3 +217,17 @@ TEST_CASE("state store: directory and file modes do not depend on the umask", "[
     REQUIRE(StateStore::open(tmp.str("deep/state")));
     CHECK(mode("deep/state/.locks") == 0700);
 }
+
+TEST_CASE("state store: a hard link planted at the state path is replaced, its target untouched", "[store][security]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    write_file(tmp.path() / "victim", "precious\n");
+    fs::create_hard_link(tmp.path() / "victim", tmp.path() / "state/VI_1.state");
+    auto staged = store->stage(Kind::instance, "VI_1", State::master);
+    REQUIRE(staged);
+    REQUIRE(store->commit(*staged));
+    CHECK(read_file(tmp.path() / "victim") == "precious\n");
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "MASTER\n");
+    CHECK(fs::hard_link_count(tmp.path() / "victim") == 1);
+}
