@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // The Unix-socket sink against a real listener that misbehaves in every way
 // the design names; the latest state is delivered once it recovers.
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include <fmt/format.h>
@@ -259,4 +263,65 @@ TEST_CASE("socket sink: a listener owned by another uid is refused when an owner
     CHECK_THAT(deliveries[0]["detail"].get<std::string>(), Catch::Contains("runs as uid 65534"));
     // Owed to the real agent, which may come back under the right owner.
     CHECK(read_file(s.tmp.path() / "state/VI_1.state") == "MASTER\n");
+}
+
+TEST_CASE("socket sink: the agent restarted mid-request, the FIFO reader delivers the latest state to the new one",
+          "[socket][fifo]") {
+    Setup s;
+    write_file(s.tmp.path() / "kanotify.toml",
+               fmt::format("[dbus]\nsignal = false\n[socket]\npath = \"{}\"\ntimeout_ms = 400\nretries = 4\n"
+                           "[instance.VI_1]\nrouter_id = \"r1\"\n",
+                           s.socket));
+    auto fifo = s.tmp.str("notify.fifo");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // The agent takes the request, then hangs: it is being restarted.
+    s.listener.serve(Behaviour::hang);
+    auto pid = spawn({KANOTIFY_BINARY, "fifo", "--log-target", "stderr", "--config", s.tmp.str("kanotify.toml"),
+                      "--state-dir", s.tmp.str("state"), fifo},
+                     s.tmp.str("fifo.out"), s.tmp.str("fifo.err"));
+    REQUIRE(pid > 0);
+    int fd = -1;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while ((fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0 &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(fd >= 0);
+    std::string line = "INSTANCE \"VI_1\" MASTER 100\n";
+    REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (s.listener.requests().empty() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(s.listener.requests().size() == 1);  // the request is in the old agent's hands
+
+    // The old agent dies with the connection open; a new one listens at the path.
+    auto restarted = std::chrono::steady_clock::now();
+    s.listener.serve(Behaviour::ok, 5);
+    deadline = restarted + std::chrono::seconds(10);
+    while (s.listener.requests().empty() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    auto delivered_after = std::chrono::steady_clock::now() - restarted;
+    auto requests = s.listener.requests();
+    REQUIRE(requests.size() == 1);
+    CHECK(header(requests[0], "X-Neutron-State") == "primary");
+    CHECK(body(requests[0])["state"] == "MASTER");
+    // Never stalled beyond the timeout and the retry backoff.
+    CHECK(delivered_after < std::chrono::seconds(3));
+
+    // And the reader goes on: the next transition reaches the new agent.
+    line = "INSTANCE \"VI_1\" BACKUP 100\n";
+    REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (s.listener.requests().size() < 2 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    requests = s.listener.requests();
+    REQUIRE(requests.size() == 2);
+    CHECK(header(requests[1], "X-Neutron-State") == "backup");
+    ::close(fd);
+    ::kill(pid, SIGTERM);
+    CHECK(wait_status(pid) == 0);
+    auto lines = s.deliveries();
+    REQUIRE(lines.size() >= 2);
+    CHECK(lines.front()["outcome"] == "delivered");
+    CHECK(lines.front()["attempts"].get<int>() >= 2);
+    CHECK(lines.back()["outcome"] == "delivered");
 }
