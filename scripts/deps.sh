@@ -14,6 +14,8 @@ packages=(
   # private dbus-daemon, busctl (systemd) as an outside D-Bus client
   keepalived iproute2 procps util-linux psmisc
   dbus-daemon dbus-bin systemd libsystemd0
+  # packages: man pages, Debian packages and lintian, the RPM spec
+  scdoc dpkg-dev debhelper fakeroot lintian rpm
 )
 
 missing=()
