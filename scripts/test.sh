@@ -41,7 +41,7 @@ if [ "${KANOTIFY_PACKAGE_TEST:-1}" != 0 ]; then
   else
     status=1
   fi
-  scripts/build-rpm.sh --worktree "$pkgdir/rpm" -- --nocheck || status=1
+  scripts/build-rpm.sh --worktree "$pkgdir/rpm" -- --without check || status=1
   rm -rf -- "$pkgdir"
 fi
 exit $status
