@@ -91,7 +91,12 @@ Result<void> Journal::append(const std::vector<std::string>& lines) const {
         if (n < 0) {
             int err = errno;
             // Never leave half a line: cut back to where this append started.
-            (void)::ftruncate(fd.get(), st.st_size);
+            // If even that fails, the torn tail is repaired by the next append.
+            if (::ftruncate(fd.get(), st.st_size) != 0)
+                return system_error(fmt::format("cannot append to {}/{} (and the partial line stays until the "
+                                                "next append repairs it)",
+                                                store_.path(), file_name),
+                                    err);
             return system_error(fmt::format("cannot append to {}/{}", store_.path(), file_name), err);
         }
         rest.remove_prefix(static_cast<std::size_t>(n));
