@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# argv mode under keepalived's signals: a notify process is SIGTERMed when
+# keepalived's VRRP process exits (PR_SET_PDEATHSIG, which keepalived sets
+# on every script), right as the STOP transitions are being recorded.
+#   1. SIGTERM while the transition is being handled (a hook still runs):
+#      the transition, its journal line and the hook's finish first, then
+#      the signal acts (exit by SIGTERM);
+#   2. a death signal set by the parent, and the parent gone mid-transition:
+#      kanotify cleared it and finishes.
+#
+#   tests/e2e/argv_signals.sh /path/to/kanotify
+set -uo pipefail
+[ $# -eq 1 ] || {
+	echo "usage: $0 /path/to/kanotify" >&2
+	exit 2
+}
+bin=$1
+command -v setpriv >/dev/null 2>&1 || {
+	echo "skipped: setpriv (util-linux) is not installed"
+	exit 77
+}
+W=$(mktemp -d /tmp/kanotify-signals.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+failures=0
+pass() { echo "PASS: $*"; }
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+cat >"$W/kanotify.toml" <<CONF
+state_dir = "$W/state"
+[dbus]
+signal = false
+[hooks]
+any = [["/bin/sleep", "0.6"]]
+CONF
+journal_has() { grep -c "$1" "$W/state/journal.jsonl" 2>/dev/null || echo 0; }
+
+# 1. SIGTERM mid-transition.
+"$bin" --config "$W/kanotify.toml" --log-target stderr INSTANCE VI_1 MASTER 100 2>"$W/err1" &
+pid=$!
+sleep 0.3
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+[ "$(cat "$W/state/VI_1.state" 2>/dev/null)" = MASTER ] && pass "SIGTERM mid-transition: state recorded" ||
+	fail "SIGTERM mid-transition: state $(cat "$W/state/VI_1.state" 2>/dev/null)"
+[ "$(journal_has '"type":"transition".*"name":"VI_1"')" = 1 ] && pass "its journal line is there" || fail "no journal line"
+[ "$(journal_has '"type":"hook".*"name":"VI_1".*"exit_status":0')" = 1 ] && pass "the hook ran to its end" ||
+	fail "the hook did not finish: $(grep hook "$W/state/journal.jsonl")"
+[ $rc = 143 ] && pass "then SIGTERM acted (exit status $rc)" || fail "exit status $rc, expected 143 (SIGTERM after the work)"
+
+# 2. The parent dies with a death signal set, as keepalived's VRRP process does.
+bash -c 'setpriv --pdeathsig TERM "$0" --config "$1" --log-target stderr INSTANCE VI_2 STOP 0 2>"$2" & sleep 0.3' \
+	"$bin" "$W/kanotify.toml" "$W/err2"
+deadline=$((${EPOCHREALTIME/./} / 1000 + 5000))
+until [ "$(journal_has '"type":"hook".*"name":"VI_2"')" = 1 ] || [ $((${EPOCHREALTIME/./} / 1000)) -ge $deadline ]; do
+	sleep 0.05
+done
+[ "$(cat "$W/state/VI_2.state" 2>/dev/null)" = STOP ] && pass "parent gone: STOP recorded" || fail "parent gone: no STOP"
+[ "$(journal_has '"type":"hook".*"name":"VI_2".*"exit_status":0')" = 1 ] &&
+	pass "parent gone: the death signal was cleared, the hook ran to its end" ||
+	fail "parent gone: the STOP's hook did not finish (killed by the death signal?)"
+
+[ $failures = 0 ] || {
+	echo "$failures check(s) failed"
+	exit 1
+}
+echo "all argv signal checks passed"
