@@ -86,7 +86,7 @@ if [ "${1:-}" != --one ]; then
 	echo "# $(keepalived --version 2>&1 | head -n 1); kanotify $KANOTIFY"
 	rc=0
 	for v in "${variants[@]}"; do
-		"${BASH_SOURCE[0]}" --one "$v" | tee -a "$results" | grep -v '^RESULT ' || true
+		"${BASH_SOURCE[0]}" --one "$v" | tee -a "$results" | grep -v '^RESULT '
 		r=${PIPESTATUS[0]}
 		((r == 0)) || rc=$r
 	done
@@ -249,7 +249,13 @@ wait_all() {
 	start=$(kn_now_us)
 	while (($(count_state "$node" "$state") < N)); do
 		WAITED_MS=$(kn_ms_since "$start")
-		((WAITED_MS < timeout)) || fail "node $node: $(count_state "$node" "$state") of $N state files $state after $timeout ms"
+		if ((WAITED_MS >= timeout)); then
+			# A handler that lost or reordered a start-up transition: the
+			# storm still runs (its figures show it), except in CHECK mode.
+			((!CHECK)) || fail "node $node: $(count_state "$node" "$state") of $N state files $state after $timeout ms"
+			echo "$variant: node $node: only $(count_state "$node" "$state") of $N state files $state after $timeout ms"
+			return 1
+		fi
 		sleep 0.1
 	done
 	WAITED_MS=$(kn_ms_since "$start")
@@ -288,11 +294,11 @@ make_cgroups
 # Start-up: a alone wins every election, then b joins as BACKUP.
 start_timeout=$((20000 + N * 40))
 start_keepalived a
-wait_all a MASTER "$start_timeout"
-echo "$variant: node a MASTER of $N instances after $(kn_fmt_ms "$WAITED_MS")"
+wait_all a MASTER "$start_timeout" &&
+	echo "$variant: node a MASTER of $N instances after $(kn_fmt_ms "$WAITED_MS")"
 start_keepalived b
-wait_all b BACKUP "$start_timeout"
-echo "$variant: node b BACKUP of $N instances after $(kn_fmt_ms "$WAITED_MS")"
+wait_all b BACKUP "$start_timeout" &&
+	echo "$variant: node b BACKUP of $N instances after $(kn_fmt_ms "$WAITED_MS")"
 sleep 2 # let stragglers (late children, GARP repeats) finish
 vrrp_b=$(kn_vrrp_pid b)
 ticks0=$(handler_ticks "$vrrp_b")
