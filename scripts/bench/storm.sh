@@ -94,6 +94,10 @@ if [ "${1:-}" != --one ]; then
 	while read -r _ v n settle files lag lost order wrong cpu per peak; do
 		printf '%-8s %5s %9s %9s %8s %6s %6s %6s %9s %10s %9s\n' "$v" "$n" "$settle" "$files" "$lag" "$lost" "$order" "$wrong" "$cpu" "$per" "$peak"
 	done < <(grep '^RESULT ' "$results")
+	# The target: handler CPU per transition at most 1/10 of the shell script's.
+	awk '$1 == "RESULT" { per[$2] = $11 }
+		END { if (per["shell"] > 0) for (v in per) if (v != "shell")
+			printf "%s/shell handler CPU per transition: %.2f (target <= 0.10 for fifo and preload)\n", v, per[v] / per["shell"] }' "$results"
 	exit "$rc"
 fi
 
@@ -193,6 +197,7 @@ make_cgroups() {
 		}
 	done
 }
+# shellcheck disable=SC2317  # called from the EXIT trap
 remove_cgroups() {
 	local node
 	for node in a b; do
@@ -382,6 +387,13 @@ fmt_s() { if [ -n "$1" ]; then awk -v m="$1" 'BEGIN {printf "%.2f", m / 1000}'; 
 lag="-"
 [ -z "$files_ms" ] || lag=$(fmt_s $((files_ms - settle_ms)))
 echo "$variant: keepalived made $expected_a transitions on a, $expected_b on b; settle $(fmt_s "$settle_ms") s, files $(fmt_s "$files_ms") s; lost a/b $lost_a/$lost_b, out of order a/b $order_a/$order_b, wrong files a/b $wrong_a/$wrong_b"
+if ((lost)) && [ "$variant" = fifo ]; then
+	# When the reader stopped reading, against when keepalived stopped.
+	for node in a b; do
+		grep -h 'signal .* received\|reader exiting' "$(kn_kanotify_log "$node")" 2>/dev/null | sed "s/^/$variant: node $node reader: /"
+	done
+	grep -h 'Stopping\|Stopped - used' "$(kn_ka_log a)" | sed "s/^/$variant: node a keepalived: /"
+fi
 echo "RESULT $variant $N $(fmt_s "$settle_ms") $(fmt_s "$files_ms") $lag $lost $order $wrong $cpu $per $peak"
 if ((CHECK)); then
 	# At least BACKUP, MASTER, STOP per instance on a and BACKUP, MASTER on b:
