@@ -400,9 +400,8 @@ if ((lost)) && [ "$variant" = fifo ]; then
 	done
 	grep -h 'Stopping\|Stopped - used' "$(kn_ka_log a)" | sed "s/^/$variant: node a keepalived: /"
 fi
-# keepalived SIGKILLs the notify children still running 1.1 s after its STOP
-# notifications (vrrp_shutdown_backstop_thread): STOPs lost that way are its doing.
-grep -h 'Backstop thread invoked' "$(kn_ka_log a)" | sed "s/^/$variant: node a keepalived: /"
+# keepalived starts every script with PR_SET_PDEATHSIG = SIGTERM (lib/notify.c):
+# STOP notifies still running when a's VRRP process exits are terminated.
 echo "RESULT $variant $N $(fmt_s "$settle_ms") $(fmt_s "$b_ms") $(fmt_s "$files_ms") $lag $lost $order $wrong $cpu $per $peak"
 if ((CHECK)); then
 	# At least BACKUP, MASTER, STOP per instance on a and BACKUP, MASTER on b:
