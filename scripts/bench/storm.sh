@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# A failover storm: two network namespaces, one real keepalived in each with
+# N VRRP instances (virtual_router_id 1..255 per veth pair, as many pairs as
+# needed, one /32 address per instance), every instance reported by
+#   argv:    generic `notify` running the kanotify binary (argv mode), with
+#            each instance's interface and address in kanotify.toml so that
+#            overtaken invocations are detected against the kernel;
+#   fifo:    vrrp_notify_fifo + vrrp_notify_fifo_script "kanotify fifo";
+#   preload: generic `notify` with libkanotify-preload.so in keepalived's
+#            LD_PRELOAD (transitions handled in the forked child);
+#   shell:   generic `notify` running scripts/bench/reference-notify.sh
+#            (state file by mktemp + mv, one log line; its directory
+#            hard-coded, as a real script would).
+# Node a (priority 150) starts first and becomes MASTER of everything, node b
+# (100) BACKUP; then a's keepalived gets SIGTERM and every instance moves to b
+# at once. Measured per variant:
+#   settle    SIGTERM until b's keepalived logged its last "Entering MASTER
+#             STATE" (keepalived's own failover time);
+#   b files   SIGTERM until every state file of b says MASTER, and the lag
+#             behind keepalived (b files - settle);
+#   files     SIGTERM until every state file is right on both sides (b MASTER,
+#             a STOP; "-" when some never were, see lost);
+#   lost      transitions keepalived made (its log's "(VI_n) Entering X
+#             STATE" lines, plus STOP for every instance of the stopped node)
+#             that were not recorded (journal / the reference script's log),
+#             over both nodes and the whole run;
+#   order     instances whose applied transitions are not in keepalived's
+#             order (a stale one, journalled and not applied, is not counted);
+#   wrong     state files that do not hold the instance's last state;
+#   cpu       the handlers' CPU during b's failover: user+system time of b's
+#             VRRP process's children (reaped: cutime/cstime; still running,
+#             the FIFO reader: its own times), per transition;
+#   peak mem  b's memory cgroup peak during the failover (keepalived, the
+#             handlers and the page cache they dirty), when a memory cgroup
+#             (v1 or v2) is available.
+# Node a's handler CPU is not measured: its processes are gone by then.
+#
+#   scripts/bench/storm.sh                      # N=500, all four variants
+#   N=100 scripts/bench/storm.sh fifo preload   # chosen variants
+#   CHECK=1 N=20 scripts/bench/storm.sh fifo    # exit 1 if fifo/preload lose
+#                                               # or reorder, or a file is wrong
+# BUILD (default build/release) holds notify/kanotify and
+# plugin/libkanotify-preload.so; KANOTIFY and MODULE override them. Needs
+# root, network namespaces, keepalived and iproute2: exits 77 otherwise.
+set -uo pipefail
+export LC_ALL=C
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${BUILD:-$repo/build/release}
+KANOTIFY=${KANOTIFY:-$build/notify/kanotify}
+MODULE=${MODULE:-$build/plugin/libkanotify-preload.so}
+N=${N:-500}
+CHECK=${CHECK:-0}
+reference=$repo/scripts/bench/reference-notify.sh
+
+die() {
+	echo "storm.sh: $*" >&2
+	exit 1
+}
+skip() {
+	echo "skipped: $*"
+	exit 77
+}
+if ! [[ $N =~ ^[1-9][0-9]*$ ]] || ((N > 60000)); then die "N must be an integer in 1..60000"; fi
+
+# shellcheck source-path=SCRIPTDIR source=../lib/netns.sh
+source "$repo/scripts/lib/netns.sh"
+
+# ---------------------------------------------------------------- driver
+if [ "${1:-}" != --one ]; then
+	variants=("$@")
+	[ ${#variants[@]} -gt 0 ] || variants=(argv fifo preload shell)
+	for v in "${variants[@]}"; do
+		case $v in argv | fifo | preload | shell) ;; *) die "unknown variant '$v' (argv, fifo, preload, shell)" ;; esac
+	done
+	[ "$(id -u)" = 0 ] || skip "needs root (it creates network namespaces and runs keepalived)"
+	command -v keepalived >/dev/null 2>&1 || skip "keepalived is not installed (scripts/deps.sh installs it)"
+	command -v ip >/dev/null 2>&1 || skip "ip (iproute2) is not installed"
+	kn_probe_netns || skip "cannot create a network namespace: $KN_ERROR"
+	[ -x "$KANOTIFY" ] || die "no kanotify binary at $KANOTIFY (set BUILD or KANOTIFY)"
+	for v in "${variants[@]}"; do
+		if [ "$v" = preload ] && [ ! -f "$MODULE" ]; then die "no preload module at $MODULE (set BUILD or MODULE)"; fi
+	done
+	results=$(mktemp)
+	trap 'rm -f "$results"' EXIT
+	echo "# kanotify failover storm: N=$N instances per node, $(nproc) CPUs, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# $(keepalived --version 2>&1 | head -n 1); kanotify $KANOTIFY"
+	rc=0
+	for v in "${variants[@]}"; do
+		"${BASH_SOURCE[0]}" --one "$v" | tee -a "$results" | grep -v '^RESULT '
+		r=${PIPESTATUS[0]}
+		((r == 0)) || rc=$r
+	done
+	printf '\n%-8s %5s %9s %9s %9s %8s %6s %6s %6s %9s %10s %9s\n' variant N "settle s" "b files s" "files s" "lag s" lost order wrong "cpu s" "cpu/tr us" "peak MiB"
+	while read -r _ v n settle bfiles files lag lost order wrong cpu per peak; do
+		printf '%-8s %5s %9s %9s %9s %8s %6s %6s %6s %9s %10s %9s\n' "$v" "$n" "$settle" "$bfiles" "$files" "$lag" "$lost" "$order" "$wrong" "$cpu" "$per" "$peak"
+	done < <(grep '^RESULT ' "$results")
+	# The target: handler CPU per transition at most 1/10 of the shell script's.
+	awk '$1 == "RESULT" { per[$2] = $12 }
+		END { if (per["shell"] > 0) for (v in per) if (v != "shell")
+			printf "%s/shell handler CPU per transition: %.2f (target <= 0.10 for fifo and preload)\n", v, per[v] / per["shell"] }' "$results"
+	exit "$rc"
+fi
+
+# ---------------------------------------------------------------- one run
+variant=$2
+pairs=$(((N + 254) / 255))
+fail() {
+	echo "FAIL ($variant): $*"
+	exit 1
+}
+
+kn_init || fail "run directory: $KN_ERROR"
+kn_prepare_binary "$KANOTIFY" >/dev/null || fail "$KN_ERROR"
+mkdir -p "$KN_RUN/bin" "$KN_RUN/lib"
+
+# Instance i (1..N): veth pair j = (i-1)/255, VRID (i-1)%255+1, one address.
+inst_if() { printf 'kn-%s%d\n' "$1" $((($2 - 1) / 255)); }
+inst_vrid() { printf '%d\n' $((($2 - 1) % 255 + 1)); }
+inst_addr() { printf '198.18.%d.%d\n' $(($1 / 250)) $(($1 % 250 + 1)); }
+
+setup_netns() {
+	local node j out
+	for node in a b; do
+		out=$(ip netns add "${KN_NS[$node]}" 2>&1) || fail "ip netns add: $out"
+		KN_NS_MADE[$node]=1
+		ip -n "${KN_NS[$node]}" link set lo up
+	done
+	for ((j = 0; j < pairs; j++)); do
+		out=$({
+			ip link add "kn-a$j" netns "${KN_NS[a]}" type veth peer name "kn-b$j" netns "${KN_NS[b]}" &&
+				ip -n "${KN_NS[a]}" addr add "10.77.$j.1/24" dev "kn-a$j" &&
+				ip -n "${KN_NS[b]}" addr add "10.77.$j.2/24" dev "kn-b$j" &&
+				ip -n "${KN_NS[a]}" link set "kn-a$j" up &&
+				ip -n "${KN_NS[b]}" link set "kn-b$j" up
+		} 2>&1) || fail "veth pair $j: $out"
+	done
+}
+
+write_configs() {
+	local node i conf toml notify global_extra sd
+	for node in a b; do
+		sd=$(kn_state_dir "$node")
+		toml=$KN_RUN/$node/kanotify.toml
+		{
+			printf '[dbus]\nsignal = false\n[journal]\nmax_bytes = 1073741824\n'
+			if [ "$variant" = argv ]; then
+				for ((i = 1; i <= N; i++)); do
+					printf '[instance.VI_%d]\ninterface = "%s"\naddresses = ["%s"]\n' "$i" "$(inst_if "$node" "$i")" "$(inst_addr "$i")"
+				done
+			fi
+		} >"$toml"
+		chmod 0644 "$toml"
+		global_extra=""
+		notify=""
+		case $variant in
+		argv | preload)
+			notify="    notify \"$KN_BIN --config $toml --state-dir $sd --log-file $(kn_kanotify_log "$node")\"" ;;
+		fifo)
+			global_extra="    vrrp_notify_fifo $(kn_fifo "$node")
+    vrrp_notify_fifo_script \"$KN_BIN fifo --config $toml --state-dir $sd --log-file $(kn_kanotify_log "$node")\"" ;;
+		shell)
+			sed "s|/var/lib/keepalived-notify|$sd|" "$reference" >"$KN_RUN/bin/reference-$node.sh"
+			chmod 0755 "$KN_RUN/bin/reference-$node.sh"
+			notify="    notify \"$KN_RUN/bin/reference-$node.sh\"" ;;
+		esac
+		conf=$KN_RUN/$node/keepalived.conf
+		{
+			printf 'global_defs {\n    router_id storm_%s\n    script_user root\n    enable_script_security\n%s\n}\n' "$node" "$global_extra"
+			for ((i = 1; i <= N; i++)); do
+				printf 'vrrp_instance VI_%d {\n    state BACKUP\n    interface %s\n    virtual_router_id %d\n    priority %d\n    advert_int 1\n    virtual_ipaddress {\n        %s/32 dev %s\n    }\n%s\n}\n' \
+					"$i" "$(inst_if "$node" "$i")" "$(inst_vrid "$node" "$i")" "${KN_PRIO[$node]}" "$(inst_addr "$i")" "$(inst_if "$node" "$i")" "$notify"
+			done
+		} >"$conf"
+	done
+}
+
+# A memory cgroup per node when one can be made (v2 with the memory
+# controller, else v1); keepalived is started inside it, its children inherit it.
+declare -A CG=()
+CG_KIND=none
+make_cgroups() {
+	local node base
+	if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+		CG_KIND=v2
+		base=/sys/fs/cgroup
+	elif [ -f /sys/fs/cgroup/memory/memory.max_usage_in_bytes ]; then
+		CG_KIND=v1
+		base=/sys/fs/cgroup/memory
+	else
+		return 0
+	fi
+	for node in a b; do
+		CG[$node]=$base/kanotify-storm-$KN_ID-$node
+		mkdir "${CG[$node]}" 2>/dev/null || {
+			CG_KIND=none
+			return 0
+		}
+	done
+}
+# shellcheck disable=SC2317  # called from the EXIT trap
+remove_cgroups() {
+	local node
+	for node in a b; do
+		[ -n "${CG[$node]:-}" ] && rmdir "${CG[$node]}" 2>/dev/null
+	done
+	return 0
+}
+cg_reset_peak() {
+	case $CG_KIND in
+	v1) echo 0 >"${CG[$1]}/memory.max_usage_in_bytes" 2>/dev/null ;;
+	v2) [ -w "${CG[$1]}/memory.peak" ] && echo 0 >"${CG[$1]}/memory.peak" 2>/dev/null ;;
+	esac
+	return 0
+}
+cg_peak_mib() {
+	local v=""
+	case $CG_KIND in
+	v1) v=$(cat "${CG[$1]}/memory.max_usage_in_bytes" 2>/dev/null) ;;
+	v2) v=$(cat "${CG[$1]}/memory.peak" 2>/dev/null) ;;
+	esac
+	if [ -n "$v" ]; then awk -v b="$v" 'BEGIN {printf "%.1f", b / 1048576}'; else echo n/a; fi
+}
+
+start_keepalived() {
+	local node=$1 dir=$KN_RUN/$1 waited=0 cg=${CG[$1]:-}
+	local -a env=()
+	[ "$variant" != preload ] || env=(env "LD_PRELOAD=$KN_RUN/lib/libkanotify-preload.so" "KANOTIFY_BINARY=$KN_BIN")
+	# The subshell joins the cgroup and execs: $! is keepalived's pid.
+	(
+		[ -z "$cg" ] || echo "$BASHPID" >"$cg/cgroup.procs"
+		exec ip netns exec "${KN_NS[$node]}" "${env[@]}" keepalived \
+			--dont-fork --log-console --log-detail --no-syslog --vrrp \
+			--use-file "$dir/keepalived.conf" --pid "$dir/keepalived.pid" \
+			--vrrp_pid "$dir/vrrp.pid" --checkers_pid "$dir/checkers.pid"
+	) </dev/null >>"$dir/keepalived.log" 2>&1 &
+	KN_KA_PID[$node]=$!
+	while [ ! -s "$dir/vrrp.pid" ]; do
+		kn_alive "${KN_KA_PID[$node]}" || fail "keepalived of node $node exited at start-up: $(tail -n 5 "$dir/keepalived.log")"
+		((waited < 10000)) || fail "keepalived of node $node did not start its VRRP process within 10 s"
+		sleep 0.05
+		waited=$((waited + 50))
+	done
+}
+
+# How many of node's state files hold STATE.
+count_state() {
+	local n
+	n=$(grep -lx "$2" "$(kn_state_dir "$1")"/VI_*.state 2>/dev/null | wc -l)
+	echo "${n:-0}"
+}
+# Waits until all N state files of node hold STATE; sets WAITED_MS.
+wait_all() {
+	local node=$1 state=$2 timeout=$3 start
+	start=$(kn_now_us)
+	while (($(count_state "$node" "$state") < N)); do
+		WAITED_MS=$(kn_ms_since "$start")
+		if ((WAITED_MS >= timeout)); then
+			# A handler that lost or reordered a start-up transition: the
+			# storm still runs (its figures show it), except in CHECK mode.
+			((!CHECK)) || fail "node $node: $(count_state "$node" "$state") of $N state files $state after $timeout ms"
+			echo "$variant: node $node: only $(count_state "$node" "$state") of $N state files $state after $timeout ms"
+			return 1
+		fi
+		sleep 0.1
+	done
+	WAITED_MS=$(kn_ms_since "$start")
+}
+
+# Clock ticks of CPU spent by the children of PID: reaped ones (cutime +
+# cstime of PID) plus the live ones' own and reaped children's times.
+handler_ticks() {
+	local pid=$1 total=0 f s
+	s=$(cat "/proc/$pid/stat" 2>/dev/null) || {
+		echo 0
+		return
+	}
+	s=${s##*) }
+	read -r -a fs <<<"$s"
+	total=$((fs[13] + fs[14]))
+	for f in /proc/[0-9]*/stat; do
+		s=$(cat "$f" 2>/dev/null) || continue
+		s=${s##*) }
+		read -r -a fs <<<"$s"
+		[ "${fs[1]}" = "$pid" ] || continue
+		total=$((total + fs[11] + fs[12] + fs[13] + fs[14]))
+	done
+	echo "$total"
+}
+
+trap 'kn_cleanup; remove_cgroups' EXIT
+setup_netns
+if [ "$variant" = preload ]; then
+	cp -- "$MODULE" "$KN_RUN/lib/libkanotify-preload.so" || fail "copying the module"
+	chmod 0644 "$KN_RUN/lib/libkanotify-preload.so"
+fi
+write_configs
+make_cgroups
+
+# Start-up: a alone wins every election, then b joins as BACKUP.
+start_timeout=$((20000 + N * 40))
+start_keepalived a
+wait_all a MASTER "$start_timeout" &&
+	echo "$variant: node a MASTER of $N instances after $(kn_fmt_ms "$WAITED_MS")"
+start_keepalived b
+wait_all b BACKUP "$start_timeout" &&
+	echo "$variant: node b BACKUP of $N instances after $(kn_fmt_ms "$WAITED_MS")"
+sleep 2 # let stragglers (late children, GARP repeats) finish
+vrrp_b=$(kn_vrrp_pid b)
+ticks0=$(handler_ticks "$vrrp_b")
+cg_reset_peak b
+
+# The storm.
+b_log=$(kn_ka_log b)
+timeout_ms=$((30000 + N * 40))
+t0=$(kn_now_us)
+kn_signal_keepalived a || fail "$KN_ERROR"
+settle_ms="" files_ms="" b_ms=""
+while :; do
+	el=$(kn_ms_since "$t0")
+	if [ -z "$settle_ms" ] && (($(grep -c 'Entering MASTER STATE' "$b_log") >= N)); then settle_ms=$el; fi
+	if [ -z "$b_ms" ] && (($(count_state b MASTER) >= N)); then b_ms=$el; fi
+	if [ -n "$b_ms" ] && [ -z "$files_ms" ] && (($(count_state a STOP) >= N)); then files_ms=$el; fi
+	[ -n "$settle_ms" ] && [ -n "$files_ms" ] && break
+	# a's keepalived gone 5 s ago: nothing will write its files any more.
+	if [ -z "${a_gone_ms:-}" ] && ! kn_alive "${KN_KA_PID[a]}"; then a_gone_ms=$el; fi
+	[ -n "$settle_ms" ] && [ -n "$b_ms" ] && [ -n "${a_gone_ms:-}" ] && ((el - a_gone_ms > 5000)) && break
+	((el < timeout_ms)) || break
+	sleep 0.05
+done
+sleep 1
+ticks1=$(handler_ticks "$vrrp_b")
+peak=$(cg_peak_mib b)
+kn_wait_exit "${KN_KA_PID[a]}" 10000 || fail "keepalived of node a did not exit"
+[ -n "$settle_ms" ] || fail "b's keepalived logged only $(grep -c 'Entering MASTER STATE' "$b_log") of $N 'Entering MASTER STATE' within $timeout_ms ms"
+[ -n "$files_ms" ] || echo "$variant: state files not all right after $(kn_ms_since "$t0") ms: b MASTER $(count_state b MASTER), a STOP $(count_state a STOP) of $N"
+
+# Correctness over the whole run, both nodes: keepalived's log (and STOP for
+# every instance of the stopped node) against what the handlers recorded.
+# Records: "VI_n STATE applied|other" lines, in the order they were made.
+records() {
+	local dir
+	dir=$(kn_state_dir "$1")
+	if [ "$variant" = shell ]; then
+		awk '{print $2, $3, "applied"}' "$dir/notify.log" 2>/dev/null
+	else
+		sed -n 's/.*"type":"transition".*"name":"\([^"]*\)".*"state":"\([A-Z_]*\)".*"outcome":"\([a-z]*\)".*/\1 \2 \3/p' "$dir/journal.jsonl" 2>/dev/null
+	fi
+}
+# Prints "lost order wrong expected" for node.
+check_node() {
+	local node=$1 stopped=$2 dir
+	dir=$(kn_state_dir "$node")
+	{
+		sed -n 's/.*(\(VI_[0-9]*\)) Entering \([A-Z]*\) STATE.*/E \1 \2/p' "$(kn_ka_log "$node")"
+		if ((stopped)); then for ((i = 1; i <= N; i++)); do echo "E VI_$i STOP"; done; fi
+		records "$node" | sed 's/^/R /'
+		for ((i = 1; i <= N; i++)); do
+			s=$(cat "$dir/VI_$i.state" 2>/dev/null) || s=none
+			echo "F VI_$i ${s:-empty}"
+		done
+	} | awk -v n="$N" '
+		$1 == "E" { exp_[$2] = exp_[$2] " " $3; ecount[$2, $3]++; last[$2] = $3; next }
+		$1 == "R" && ($3 == "MASTER" || $3 == "BACKUP" || $3 == "FAULT" || $3 == "STOP") {
+			rcount[$2, $3]++
+			if ($4 == "applied") app[$2] = app[$2] " " $3
+			next }
+		$1 == "F" { file[$2] = $3 }
+		END {
+			lost = 0; order = 0; wrong = 0; total = 0
+			for (k in ecount) { total += ecount[k]; d = ecount[k] - rcount[k]; if (d > 0) lost += d }
+			for (i = 1; i <= n; i++) {
+				name = "VI_" i
+				# applied must be a subsequence of expected, in order
+				ne = split(exp_[name], e, " "); na = split(app[name], a, " "); j = 1
+				for (x = 1; x <= ne && j <= na; x++) if (e[x] == a[j]) j++
+				if (j <= na) order++
+				if (file[name] != last[name]) wrong++
+			}
+			print lost, order, wrong, total
+		}'
+}
+read -r lost_a order_a wrong_a expected_a <<<"$(check_node a 1)"
+read -r lost_b order_b wrong_b expected_b <<<"$(check_node b 0)"
+lost=$((lost_a + lost_b))
+order=$((order_a + order_b))
+wrong=$((wrong_a + wrong_b))
+hz=$(getconf CLK_TCK)
+cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}')
+per=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v n="$N" 'BEGIN {printf "%d", t / hz * 1e6 / n}')
+fmt_s() { if [ -n "$1" ]; then awk -v m="$1" 'BEGIN {printf "%.2f", m / 1000}'; else echo "-"; fi; }
+lag="-"
+[ -z "$b_ms" ] || lag=$(fmt_s $((b_ms - settle_ms)))
+echo "$variant: keepalived made $expected_a transitions on a, $expected_b on b; settle $(fmt_s "$settle_ms") s, b files $(fmt_s "$b_ms") s, all files $(fmt_s "$files_ms") s; lost a/b $lost_a/$lost_b, out of order a/b $order_a/$order_b, wrong files a/b $wrong_a/$wrong_b"
+if ((lost)) && [ "$variant" = fifo ]; then
+	# When the reader stopped reading, against when keepalived stopped.
+	for node in a b; do
+		grep -h 'signal .* received\|reader exiting' "$(kn_kanotify_log "$node")" 2>/dev/null | sed "s/^/$variant: node $node reader: /"
+	done
+	grep -h 'Stopping\|Stopped - used' "$(kn_ka_log a)" | sed "s/^/$variant: node a keepalived: /"
+fi
+# keepalived starts every script with PR_SET_PDEATHSIG = SIGTERM (lib/notify.c):
+# STOP notifies still running when a's VRRP process exits are terminated.
+echo "RESULT $variant $N $(fmt_s "$settle_ms") $(fmt_s "$b_ms") $(fmt_s "$files_ms") $lag $lost $order $wrong $cpu $per $peak"
+if ((CHECK)); then
+	# At least BACKUP, MASTER, STOP per instance on a and BACKUP, MASTER on b:
+	# fewer means keepalived's log was not read, and nothing was checked.
+	((expected_a >= 3 * N && expected_b >= 2 * N)) || fail "only $expected_a/$expected_b transitions found in keepalived's logs"
+	[ -n "$files_ms" ] || fail "not every state file was right"
+	((wrong == 0)) || fail "$wrong state files do not hold their instance's last state"
+	case $variant in
+	fifo | preload)
+		((lost == 0)) || fail "$lost transitions lost"
+		((order == 0)) || fail "$order instances with transitions applied out of order" ;;
+	esac
+	echo "PASS: $variant, N=$N: every state file right, lost $lost, out of order $order"
+fi
+exit 0
