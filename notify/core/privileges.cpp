@@ -52,7 +52,7 @@ void add_needs(const InstanceSettings& s, CapabilityNeeds& needs) {
     needs.enter_namespaces = needs.enter_namespaces || !s.netns.empty();
     // A [garp] table turns the announcer on: a packet socket.
     needs.raw_packets = needs.raw_packets || s.garp.enabled;
-    needs.foreign_sockets = needs.foreign_sockets || !s.socket.path.empty();
+    needs.foreign_files = needs.foreign_files || !s.socket.path.empty();
     needs.switch_users = needs.switch_users || !s.hooks.user.empty();
     auto through_proc = [](const std::string& bus) { return bus.starts_with("unix:path=/proc/"); };
     needs.other_roots = needs.other_roots || through_proc(s.dbus.bus) ||
@@ -67,7 +67,7 @@ std::vector<unsigned> CapabilityNeeds::capabilities() const {
         caps.push_back(CAP_SYS_ADMIN);
     if (raw_packets)
         caps.push_back(CAP_NET_RAW);
-    if (foreign_sockets)
+    if (foreign_files)
         caps.push_back(CAP_DAC_OVERRIDE);
     if (switch_users) {
         caps.push_back(CAP_SETUID);
@@ -86,7 +86,7 @@ std::string CapabilityNeeds::describe() const {
         add("cap_sys_admin");
     if (raw_packets)
         add("cap_net_raw");
-    if (foreign_sockets)
+    if (foreign_files)
         add("cap_dac_override");
     if (switch_users) {
         add("cap_setuid");
@@ -100,6 +100,8 @@ std::string CapabilityNeeds::describe() const {
 
 CapabilityNeeds capabilities_for(const Config& config) {
     CapabilityNeeds needs;
+    // node_exporter's textfile directory usually belongs to its own user.
+    needs.foreign_files = !config.metrics_textfile.empty();
     add_needs(config.defaults, needs);
     for (const auto& [name, settings] : config.instances)
         add_needs(settings, needs);

@@ -5,7 +5,8 @@
 // (dlopen()ed, and only when running as root):
 //   CAP_SYS_ADMIN     setns() into an instance's network namespace
 //   CAP_NET_RAW       the announcer's packet socket
-//   CAP_DAC_OVERRIDE  connecting to an agent's socket that another user owns
+//   CAP_DAC_OVERRIDE  connecting to an agent's socket that another user owns,
+//                     writing a metrics textfile in a directory another user owns
 //   CAP_SETUID, CAP_SETGID, CAP_KILL   hooks run as another user, and their
 //                     process groups killed at the timeout
 //   CAP_SYS_PTRACE    a bus reached through another process's root
@@ -26,7 +27,7 @@ namespace kanotify {
 struct CapabilityNeeds {
     bool enter_namespaces = false;
     bool raw_packets = false;
-    bool foreign_sockets = false;
+    bool foreign_files = false;
     bool switch_users = false;
     bool other_roots = false;
 

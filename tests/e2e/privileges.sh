@@ -85,6 +85,8 @@ check() { # label config expected
 check nothing "" 0000000000000000
 check socket "[socket]
 path = \"$W/agent.sock\"" 0000000000000002
+check metrics "[metrics]
+textfile = \"$W/metrics.prom\"" 0000000000000002
 check namespace "[instance.VI_1]
 namespace = \"/proc/1/ns/net\"" 0000000000200000
 check garp "[garp]
