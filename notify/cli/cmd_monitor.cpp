@@ -366,10 +366,15 @@ void Monitor::transition(const std::string& state) {
     if (state != "primary")
         announcing_.clear();  // a backup router must not claim addresses
     ++sequence_;
-    // The file's content is synced before the rename; the rename itself is
-    // made durable after the agent has been told, so the notification does
-    // not wait for a second journal commit (BENCHMARKS.md: 5 ms on ext4).
-    auto written = write_neutron_state(conf_dir_.get(), state, false);
+    // The new file is in place (renamed over the old one: every reader sees
+    // one whole word) before the agent is told, and made durable only
+    // after: waiting for the disk first cost 1-3 ms per transition on ext4,
+    // and 100 routers' fsyncs queue behind each other (BENCHMARKS.md). The
+    // file outlives nothing it depends on: after a crash of the machine,
+    // keepalived decides again and this monitor, restarted by the agent,
+    // reads the state from the interface and rewrites the file at once;
+    // neutron's own daemon never syncs it at all.
+    auto written = write_neutron_state(conf_dir_.get(), state, StateDurability::later);
     if (written)
         log_.info(fmt::format("Wrote router {} state {}", o_.router_id, state));
     else
@@ -380,7 +385,7 @@ void Monitor::transition(const std::string& state) {
     retry_.set(state, Clock::now());
     try_notify();
     if (written)
-        if (auto ok = sync_directory(conf_dir_.get()); !ok)
+        if (auto ok = sync_neutron_state(conf_dir_.get()); !ok)
             log_.error(fmt::format("cannot sync {} for router {}: {}", o_.conf_dir, o_.router_id,
                                    ok.error().describe()));
 }

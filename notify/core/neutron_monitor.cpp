@@ -289,13 +289,27 @@ int RetrySchedule::wait_ms(Clock::time_point now) const noexcept {
     return static_cast<int>(std::min<long long>(left, 60000));
 }
 
+namespace {
+
 Result<void> sync_directory(int dir_fd) {
     if (::fsync(dir_fd) != 0)
         return system_error("cannot sync the configuration directory", errno);
     return {};
 }
 
-Result<void> write_neutron_state(int conf_dir_fd, std::string_view state, bool sync) {
+}  // namespace
+
+Result<void> sync_neutron_state(int conf_dir_fd) {
+    UniqueFd fd(::openat(conf_dir_fd, "state", O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd)
+        return system_error("cannot open the state file to sync it", errno);
+    if (::fsync(fd.get()) != 0)
+        return system_error("cannot sync the state file", errno);
+    return sync_directory(conf_dir_fd);
+}
+
+Result<void> write_neutron_state(int conf_dir_fd, std::string_view state, StateDurability durability) {
+    const bool synced = durability == StateDurability::synced;
     // A random suffix and O_EXCL: nobody can plant the temporary name.
     std::random_device random;
     auto temp = fmt::format(".state.{:08x}{:08x}", random(), random());
@@ -308,11 +322,11 @@ Result<void> write_neutron_state(int conf_dir_fd, std::string_view state, bool s
     };
     if (::write(fd.get(), state.data(), state.size()) != static_cast<ssize_t>(state.size()))
         return fail("cannot write the state file", errno == 0 ? EIO : errno);
-    if (::fsync(fd.get()) != 0)
+    if (synced && ::fsync(fd.get()) != 0)
         return fail("cannot sync the state file", errno);
     if (::renameat(conf_dir_fd, temp.c_str(), conf_dir_fd, "state") != 0)
         return fail("cannot rename the state file into place", errno);
-    return sync ? sync_directory(conf_dir_fd) : Result<void>{};
+    return synced ? sync_directory(conf_dir_fd) : Result<void>{};
 }
 
 Result<void> write_pid_file(const std::string& path, pid_t pid) {

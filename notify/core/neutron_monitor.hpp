@@ -116,11 +116,16 @@ class RetrySchedule {
 };
 
 // `<conf_dir>/state` holding exactly `state` (no newline), replaced
-// atomically: a temporary file beside it, fsync, rename, then (unless the
-// caller does it later with sync_directory()) fsync of the directory;
-// never following a symlink.
-[[nodiscard]] Result<void> write_neutron_state(int conf_dir_fd, std::string_view state, bool sync = true);
-[[nodiscard]] Result<void> sync_directory(int dir_fd);
+// atomically through a temporary file beside it and a rename, never
+// following a symlink. `synced`: fsync of the file before the rename and of
+// the directory after it. `later`: neither; the caller makes the file
+// durable with sync_neutron_state() once the agent has been told (the
+// monitor: Monitor::transition says why that order is safe).
+enum class StateDurability { synced, later };
+[[nodiscard]] Result<void> write_neutron_state(int conf_dir_fd, std::string_view state,
+                                               StateDurability durability = StateDurability::synced);
+// fsync of `<conf_dir>/state` (never through a symlink) and of the directory.
+[[nodiscard]] Result<void> sync_neutron_state(int conf_dir_fd);
 
 // Our pid (no newline, as neutron writes its own) in `path`, replacing what
 // is there without following a symlink.

@@ -362,6 +362,32 @@ TEST_CASE("neutron state file: exactly the word, no newline, replaced, never thr
     CHECK(read_file(tmp.path() / "state") == "primary");
 }
 
+TEST_CASE("neutron state file: written now and synced later, still one whole word and no temporary",
+          "[monitor][files]") {
+    TempDir tmp;
+    UniqueFd dir(::open(tmp.str().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(write_neutron_state(dir.get(), "backup", StateDurability::later));
+    CHECK(read_file(tmp.path() / "state") == "backup");
+    REQUIRE(write_neutron_state(dir.get(), "primary", StateDurability::later));
+    CHECK(read_file(tmp.path() / "state") == "primary");
+    REQUIRE(sync_neutron_state(dir.get()));
+    CHECK(read_file(tmp.path() / "state") == "primary");
+    int entries = 0;
+    for (const auto& e : std::filesystem::directory_iterator(tmp.path())) {
+        (void)e;
+        ++entries;
+    }
+    CHECK(entries == 1);
+    // Syncing never follows a symlink someone put at the name meanwhile.
+    kanotify::test::write_file(tmp.path() / "victim", "keep");
+    std::filesystem::remove(tmp.path() / "state");
+    std::filesystem::create_symlink(tmp.path() / "victim", tmp.path() / "state");
+    auto synced = sync_neutron_state(dir.get());
+    REQUIRE_FALSE(synced);
+    CHECK(synced.error().describe().find("state file") != std::string::npos);
+    CHECK(read_file(tmp.path() / "victim") == "keep");
+}
+
 TEST_CASE("pid file: our pid, removed only while it is still ours", "[monitor][files]") {
     TempDir tmp;
     auto path = tmp.str("monitor.pid");
