@@ -137,6 +137,8 @@ out=$("$BIN" --version 2>&1)
 # The installed configuration is the one every invocation below reads.
 out=$("$BIN" status 2>&1) || die "$BIN status with the installed /etc/kanotify/kanotify.toml" "exit 0" "$out"
 pass "the installed kanotify reads the installed /etc/kanotify/kanotify.toml"
+getent group kanotify >/dev/null && pass "group kanotify (named by the installed D-Bus policy) exists" ||
+	fail "group kanotify created by the package (sysusers.d)" "present" "absent"
 
 # ---- a system bus that reads the installed policy
 if [ -S "$BUS_SOCKET" ] && dbus-send --system --print-reply --dest=org.freedesktop.DBus / \
@@ -207,6 +209,13 @@ dbus-send --system --type=signal /org/kanotify/instance/MARKER org.kanotify.Inst
 wait_signal MARKER MASTER || die "root's marker signal reaches the unprivileged listener" "received" "$(cat "$monitor_log")"
 [ "$(signals FORGED MASTER)" = 0 ] && pass "installed policy: an unprivileged user cannot emit StateChanged, everyone receives it" ||
 	fail "the installed policy refuses StateChanged from an unprivileged user" "refused" "delivered"
+# A member of group kanotify may emit them: the policy names an existing group.
+setpriv --reuid=65534 --regid=65534 --groups kanotify dbus-send --system --type=signal \
+	/org/kanotify/instance/MEMBER org.kanotify.Instance1.StateChanged \
+	string:MEMBER string:MASTER string:BACKUP uint32:1 uint64:1 uint64:1 dict:string:string:namespace,x ||
+	die "a member of group kanotify emits StateChanged" "sent" "refused"
+wait_signal MEMBER MASTER && pass "installed policy: a member of group kanotify may emit StateChanged" ||
+	fail "the installed policy lets group kanotify emit StateChanged" "received" "$(cat "$monitor_log")"
 
 # ---- keepalived from the shipped example, one failover
 kn_prepare_binary "$BIN" || die "$KN_ERROR"
