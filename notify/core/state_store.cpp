@@ -190,6 +190,10 @@ Result<StateStore> StateStore::open(const std::string& path, StoreHooks hooks) {
     return StateStore(path, std::move(dir), std::move(*group), std::move(*locks), std::move(hooks));
 }
 
+std::string StateStore::temp_suffix() const {
+    return hooks_.temp_suffix ? hooks_.temp_suffix() : random_suffix();
+}
+
 std::string StateStore::file_name(Kind kind, const std::string& name) const {
     return fmt::format("{}/{}{}{}", path_, kind == Kind::group ? "group/" : "", name, state_suffix);
 }
@@ -249,8 +253,7 @@ Result<StagedState> StateStore::stage(Kind kind, const std::string& name, State 
     // O_CREAT|O_EXCL never follows a symlink (it fails with EEXIST), and
     // the name is random, so a planted name costs us one more attempt.
     for (int attempt = 0; attempt < 16 && !staged.fd; ++attempt) {
-        auto suffix = hooks_.temp_suffix ? hooks_.temp_suffix() : random_suffix();
-        staged.temp_name = fmt::format(".{}{}{}", name, temp_marker, suffix);
+        staged.temp_name = fmt::format(".{}{}{}", name, temp_marker, temp_suffix());
         staged.fd.reset(::openat(dir_for(kind), staged.temp_name.c_str(),
                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
         if (!staged.fd && errno != EEXIST)

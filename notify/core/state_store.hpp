@@ -104,6 +104,10 @@ class StateStore {
 
     [[nodiscard]] std::string file_name(Kind kind, const std::string& name) const;
 
+    // The suffix of a new temporary name: random, or the test seam's.
+    // Every file kanotify creates in this directory tree takes it.
+    [[nodiscard]] std::string temp_suffix() const;
+
   private:
     StateStore(std::string path, UniqueFd dir, UniqueFd group, UniqueFd locks, StoreHooks hooks)
         : path_(std::move(path)), dir_(std::move(dir)), group_(std::move(group)), locks_(std::move(locks)),
