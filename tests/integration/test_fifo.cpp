@@ -319,3 +319,54 @@ TEST_CASE("fifo: on a reload the new reader applies its lines after the old read
         CHECK(entries[i]["state"] == "BACKUP");  // all of the old reader's first
     CHECK_THAT(read_file(tmp.path() / "new.err"), Catch::Contains("waiting for it"));
 }
+
+TEST_CASE("fifo: ../, /, NUL, newline, shell metacharacters and 10 KiB in names are refused, nothing recorded is lost",
+          "[fifo][garbage][security]") {
+    TempDir tmp;
+    // Recorded before the reader starts: must be there, unchanged, after.
+    write_file(tmp.path() / "kanotify.toml", "");
+    ::chmod(tmp.str("kanotify.toml").c_str(), 0644);
+    REQUIRE(run(tmp, {KANOTIFY_BINARY, "--config", tmp.str("kanotify.toml"), "--state-dir", tmp.str("state"),
+                      "INSTANCE", "VI_0", "MASTER", "100"})
+                .status == 0);
+    auto journal_before = read_file(tmp.path() / "state/journal.jsonl");
+    REQUIRE_FALSE(journal_before.empty());
+
+    FifoReader reader(tmp);
+    // Each is one line as keepalived would write it, but for the newline,
+    // which makes two lines of it (both malformed).
+    struct Bad {
+        std::string name;
+        std::size_t lines;
+    };
+    std::vector<Bad> bad{
+        {"../../etc/cron.d/x", 1}, {"..", 1},          {"a/b", 1},      {"/etc/passwd", 1},
+        {std::string("VI\0_1", 5), 1}, {"VI\n1", 2},   {"a;reboot", 1}, {"$(reboot)", 1},
+        {"`id`", 1},               {"a|b&c>d", 1},     {std::string(10240, 'n'), 1},
+    };
+    std::size_t valid = 0, rejected = 0;
+    std::string last_state;
+    for (std::size_t i = 0; i < 3 * bad.size(); ++i) {
+        last_state = states[i % 5];
+        REQUIRE(reader.write_all(fmt::format("INSTANCE \"VI_1\" {} 100", last_state)));
+        ++valid;
+        const auto& b = bad[i % bad.size()];
+        REQUIRE(reader.write_all(fmt::format("{} \"{}\" MASTER 100", i % 2 ? "GROUP" : "INSTANCE", b.name)));
+        rejected += b.lines;
+    }
+    CHECK(reader.terminate_and_wait() == 0);
+    CHECK(journal(tmp, "transition").size() == valid + 1);
+    CHECK(journal(tmp, "rejected").size() == rejected);
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == last_state + "\n");
+    CHECK(read_file(tmp.path() / "state/VI_0.state") == "MASTER\n");
+    auto journal_after = read_file(tmp.path() / "state/journal.jsonl");
+    CHECK(journal_after.substr(0, journal_before.size()) == journal_before);
+    // No state file but the two instances', nothing outside the state directory.
+    for (const auto& entry : fs::recursive_directory_iterator(tmp.path() / "state")) {
+        auto name = entry.path().filename().string();
+        if (name.ends_with(".state"))
+            CHECK((name == "VI_0.state" || name == "VI_1.state"));
+    }
+    CHECK_FALSE(fs::exists(tmp.path() / "etc"));
+    CHECK_FALSE(fs::exists("/etc/cron.d/x.state"));
+}
