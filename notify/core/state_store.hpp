@@ -132,6 +132,11 @@ class StateStore {
 [[nodiscard]] Result<UniqueFd> open_subdirectory(int parent_fd, const std::string& name, mode_t mode,
                                                  const std::string& display);
 
+// For a file written in place (a lock's record, a counter): it must be a
+// regular file with one link. A hard link planted at its name would have us
+// overwrite the file it shares.
+[[nodiscard]] Result<void> check_written_in_place(int fd, const std::string& display);
+
 // Reads a whole small file below `dir_fd` without following symlinks.
 [[nodiscard]] Result<std::optional<std::string>> read_small_file(int dir_fd, const std::string& name,
                                                                  std::size_t limit);

@@ -55,3 +55,23 @@ TEST_CASE("metrics: a textfile path must be absolute and its directory must exis
     CHECK_FALSE(write_textfile("/nonexistent-dir-for-kanotify/x.prom", "x"));
     CHECK_FALSE(parse_config("[metrics]\ntextfile = \"x.prom\"\n", "t"));
 }
+
+TEST_CASE("metrics: a hard link or a symlink planted at a counter is refused, its target untouched",
+          "[metrics][security]") {
+    kanotify::test::TempDir tmp;
+    auto store = kanotify::StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    REQUIRE(kanotify::increment_counter(*store, "failures:socket"));
+    kanotify::test::write_file(tmp.path() / "victim", "precious\n");
+    std::filesystem::create_hard_link(tmp.path() / "victim", tmp.path() / "state/.locks/failures:dbus");
+    auto linked = kanotify::increment_counter(*store, "failures:dbus");
+    REQUIRE_FALSE(linked);
+    CHECK_THAT(linked.error().message, Catch::Contains("links"));
+    std::filesystem::create_symlink(tmp.path() / "victim", tmp.path() / "state/.locks/failures:hooks");
+    CHECK_FALSE(kanotify::increment_counter(*store, "failures:hooks"));
+    CHECK(kanotify::test::read_file(tmp.path() / "victim") == "precious\n");
+    // The counter counted before is intact and still counts.
+    REQUIRE(kanotify::increment_counter(*store, "failures:socket"));
+    CHECK(kanotify::test::read_file(tmp.path() / "state/.locks/failures:socket") ==
+          std::string(19, ' ') + "2\n");
+}
