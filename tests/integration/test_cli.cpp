@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <functional>
 
 #include "process.hpp"
 
@@ -237,4 +238,45 @@ TEST_CASE("argv mode: a configuration others can write is refused as root, nothi
     REQUIRE(::chmod(tmp.str("kanotify.toml").c_str(), 0644) == 0);
     REQUIRE(::chown(tmp.str("kanotify.toml").c_str(), 0, 0) == 0);
     CHECK(history_json(tmp).substr(0, before.size()) == before);
+}
+
+TEST_CASE("argv mode: a symlink or hard link planted at the journal is refused, the state still recorded, "
+          "its target untouched",
+          "[cli][security]") {
+    TempDir tmp;
+    with_config(tmp);
+    REQUIRE(run(tmp, invoke(tmp, {"INSTANCE", "VI_0", "BACKUP", "50"})).status == 0);
+    write_file(tmp.path() / "victim", "precious\n");
+    auto journal = tmp.path() / "state/journal.jsonl";
+    fs::rename(journal, tmp.path() / "saved.jsonl");
+    struct Case {
+        const char* what;
+        std::function<void()> plant;
+        const char* says;
+    };
+    std::vector<Case> cases{
+        {"hard link", [&] { fs::create_hard_link(tmp.path() / "victim", journal); }, "2 links"},
+        {"symlink", [&] { fs::create_symlink(tmp.path() / "victim", journal); }, "symbolic links"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.what);
+        c.plant();
+        auto r = run(tmp, invoke(tmp, {"--log-target", "stderr", "INSTANCE", "VI_1", "MASTER", "100"}));
+        // Recorded first: the state file is the fact, the journal its history.
+        CHECK(r.status == 71);
+        CHECK_THAT(r.err, Catch::Contains(c.says));
+        CHECK(read_file(tmp.path() / "state/VI_1.state") == "MASTER\n");
+        CHECK(read_file(tmp.path() / "victim") == "precious\n");
+        fs::remove(journal);
+        fs::remove(tmp.path() / "state/VI_1.state");
+    }
+    CHECK(fs::hard_link_count(tmp.path() / "victim") == 1);
+    CHECK(read_file(tmp.path() / "state/VI_0.state") == "BACKUP\n");
+    // Once the operator puts the journal back, it is appended to as before.
+    fs::rename(tmp.path() / "saved.jsonl", journal);
+    auto before = read_file(journal);
+    REQUIRE(run(tmp, invoke(tmp, {"INSTANCE", "VI_1", "BACKUP", "100"})).status == 0);
+    auto after = read_file(journal);
+    CHECK(after.substr(0, before.size()) == before);
+    CHECK(after.size() > before.size());
 }
