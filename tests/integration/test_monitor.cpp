@@ -478,10 +478,16 @@ TEST_CASE("monitor: conntrackd runs inside the namespace with neutron's options,
                "#!/bin/sh\n"
                "echo \"$* $(readlink /proc/self/ns/net) leaked:$(ls -l /proc/$$/fd | grep -c -e socket: -e signalfd -e 'net:\\[')\" >> " +
                    record + "\n"
+               "printf '%s\\n' \"$2\" >> " + record + ".conf\n"
                "[ \"$3\" = -f ] && { echo 'cannot flush' >&2; exit 1; }\n"
                "exit 0\n");
     ::chmod((bin + "/conntrackd").c_str(), 0755);
     Monitor m(tmp, router);
+    // Shell metacharacters in --conf_dir reach conntrackd as one literal
+    // word: no shell ever sees them (a shell would create the files).
+    m.conf_dir = tmp.str("ha confs;touch pwned1;$(touch pwned2)`touch pwned3`|touch pwned4");
+    std::filesystem::create_directories(m.conf_dir);
+    m.log_file = m.conf_dir + "/neutron-keepalived-state-change.log";
     std::string path = "PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin";
     m.start(ns.name(), "ha-t", "169.254.0.1/24", false, {"--enable_conntrackd"}, {path});
     REQUIRE(agent.wait_count(router, 1));
@@ -506,6 +512,14 @@ TEST_CASE("monitor: conntrackd runs inside the namespace with neutron's options,
         CHECK_THAT(lines[i], Catch::StartsWith(conf + expected[i] + " " + inside));
         // None of the monitor's sockets, signalfd or namespace handle.
         CHECK_THAT(lines[i], Catch::EndsWith(" leaked:0"));
+    }
+    std::string six_times;
+    for (int i = 0; i < 6; ++i)
+        six_times += m.conf_dir + "/conntrackd.conf\n";
+    CHECK(read_file(record + ".conf") == six_times);  // each time exactly one argument
+    for (const char* pwned : {"pwned1", "pwned2", "pwned3", "pwned4"}) {
+        CHECK_FALSE(std::filesystem::exists(tmp.path() / pwned));
+        CHECK_FALSE(std::filesystem::exists(std::filesystem::current_path() / pwned));
     }
     auto log = m.log();
     CHECK_THAT(log, Catch::Contains("Synced connection tracking state on backup for router " + router));
