@@ -605,3 +605,24 @@ TEST_CASE("monitor flags: ../, /, NUL, newline, shell metacharacters and 10 KiB 
         CHECK_FALSE(validate_monitor_options(*o));
     }
 }
+
+TEST_CASE("neutron state file: a hard link or a FIFO planted at <conf_dir>/state is replaced, its target untouched",
+          "[monitor][files][security]") {
+    namespace fs = std::filesystem;
+    TempDir tmp;
+    fs::create_directory(tmp.path() / "conf");
+    UniqueFd dir(::open(tmp.str("conf").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(dir);
+    kanotify::test::write_file(tmp.path() / "victim", "root:precious\n");
+    fs::create_hard_link(tmp.path() / "victim", tmp.path() / "conf/state");
+    REQUIRE(write_neutron_state(dir.get(), "primary"));
+    CHECK(read_file(tmp.path() / "conf/state") == "primary");
+    CHECK(read_file(tmp.path() / "victim") == "root:precious\n");
+    CHECK(fs::hard_link_count(tmp.path() / "victim") == 1);
+    fs::remove(tmp.path() / "conf/state");
+    REQUIRE(::mkfifo(tmp.str("conf/state").c_str(), 0600) == 0);
+    REQUIRE(write_neutron_state(dir.get(), "backup"));  // never opened: replaced
+    CHECK(fs::is_regular_file(tmp.path() / "conf/state"));
+    CHECK(read_file(tmp.path() / "conf/state") == "backup");
+    CHECK(entries_in(tmp.path() / "conf") == 1);
+}
