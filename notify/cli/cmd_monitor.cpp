@@ -222,10 +222,11 @@ Result<void> Monitor::setup() {
     // Never through a symlink at its last component, like the state
     // directory: the state file and conntrackd.conf are found there.
     conf_dir_ = UniqueFd(::open(o_.conf_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!conf_dir_)
-        return system_error(fmt::format("cannot open --conf_dir {}{}", quote(o_.conf_dir),
-                                        errno == ENOTDIR || errno == ELOOP ? " (not a directory; a symlink is refused)" : ""),
-                            errno);
+    if (!conf_dir_) {
+        int err = errno;
+        auto why = err == ENOTDIR || err == ELOOP ? " (not a directory; a symlink is refused)" : "";
+        return system_error(fmt::format("cannot open --conf_dir {}{}", quote(o_.conf_dir), why), err);
+    }
     if (auto ok = write_pid_file(o_.pid_file, ::getpid()); !ok)
         return ok;
 

@@ -365,10 +365,12 @@ Result<UniqueFd> open_log_file(const std::string& path) {
     // refused below anyway. It changes nothing for a regular file.
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
                        0644));
-    if (!fd)
+    if (!fd) {
+        int err = errno;
         return system_error(fmt::format("cannot open log file {}{}", quote(path),
-                                        errno == ELOOP ? " (a symlink is refused)" : ""),
-                            errno);
+                                        err == ELOOP ? " (a symlink is refused)" : ""),
+                            err);
+    }
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0)
         return system_error(fmt::format("cannot stat log file {}", quote(path)), errno);
