@@ -23,6 +23,8 @@ packages=(
   tcpdump iputils-arping
   # packages: man pages, Debian packages and lintian, the RPM spec
   scdoc dpkg-dev debhelper fakeroot lintian rpm
+  # libFuzzer targets (the fuzz preset, run for a bounded time by scripts/test.sh)
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -4,9 +4,11 @@
 # integration, e2e). Root-only tiers skip themselves with a message when
 # they cannot run. The unity build runs the suite a second time, as a check
 # that translation units do not depend on each other's internals, and the
-# asan build a third time under AddressSanitizer and UBSan.
+# asan build a third time under AddressSanitizer and UBSan. Then each
+# libFuzzer target runs for a bounded time (clang, the fuzz preset).
 #   scripts/test.sh            dev (Debug, -Werror), unity and asan builds
 #   KANOTIFY_PRESETS="asan" scripts/test.sh   any list of CMakePresets.json presets
+#   KANOTIFY_FUZZ_SECONDS=600 scripts/test.sh  longer fuzzing (0: none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,41 @@ for preset in $presets; do
     status=1
   fi
 done
+
+# Each libFuzzer target for a bounded time (KANOTIFY_FUZZ_SECONDS, default
+# 60; 0 leaves it out), on a scratch copy of its committed corpus: a crash or
+# a broken invariant fails the run and prints the fuzzer's report (the input
+# is saved as crash-* beside the scratch corpus). Only the fuzz binaries are
+# built in the clang preset.
+fuzz_seconds=${KANOTIFY_FUZZ_SECONDS:-60}
+if [ "$fuzz_seconds" != 0 ]; then
+  echo "=== fuzz: each target for ${fuzz_seconds} s"
+  fuzz_targets=$(sed -n 's/^set(kanotify_fuzz_targets \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt)
+  cmake --preset fuzz >/dev/null
+  fuzzdir=$(mktemp -d "${TMPDIR:-/tmp}/kanotify-fuzz.XXXXXX")
+  fuzz_failed=0
+  for target in $fuzz_targets; do
+    if ! cmake --build --preset fuzz -j "$jobs" --target "kanotify_fuzz_$target"; then
+      fuzz_failed=1
+      continue
+    fi
+    mkdir "$fuzzdir/$target"
+    cp tests/fuzz/corpus/"$target"/* "$fuzzdir/$target/"
+    if build/fuzz/tests/fuzz/kanotify_fuzz_"$target" "$fuzzdir/$target" -max_total_time="$fuzz_seconds" \
+        -artifact_prefix="$fuzzdir/$target-" >"$fuzzdir/$target.log" 2>&1; then
+      echo "fuzz: $target: $(grep -o 'Done [0-9]* runs' "$fuzzdir/$target.log" || echo done)"
+    else
+      echo "fuzz: $target FAILED (inputs kept in $fuzzdir):"
+      tail -n 40 "$fuzzdir/$target.log"
+      fuzz_failed=1
+    fi
+  done
+  if [ "$fuzz_failed" = 0 ]; then
+    rm -rf -- "$fuzzdir"
+  else
+    status=1
+  fi
+fi
 
 # The installed-package tier, once (not per preset): the Debian packages
 # built from the working copy (lintian must report no error or warning),

@@ -267,6 +267,14 @@ Result<UniqueFd> open_fifo(const std::string& path) {
         return system_error(fmt::format("cannot stat FIFO {}", quote(path)), errno);
     if (!S_ISFIFO(st.st_mode))
         return make_error(ErrorKind::usage, fmt::format("{} is not a FIFO", quote(path)));
+    // Whoever can write the FIFO decides which transitions (and hooks) run.
+    // keepalived creates it 0644 and gives it to the script's user; one that
+    // already existed (planted in /tmp, say) is used as it is.
+    if ((st.st_uid != ::geteuid() && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return make_error(ErrorKind::usage,
+                          fmt::format("refusing FIFO {}: it must belong to uid {} or root and be writable by no "
+                                      "one else (owner uid {}, mode {:04o})",
+                                      quote(path), ::geteuid(), st.st_uid, st.st_mode & 07777));
     return fd;
 }
 

@@ -61,18 +61,19 @@ constexpr auto reopen_delay = 1000ms;
 // file description, so nobody else's view of that pipe changes.
 class MonitorLog {
   public:
-    void open_file(const std::string& path) {
+    [[nodiscard]] Result<void> open_file(const std::string& path) {
         path_ = path;
-        reopen();
+        return reopen();
     }
-    bool reopen() {
+    // On failure the file open so far (if any) stays in use.
+    [[nodiscard]] Result<void> reopen() {
         if (path_.empty())
-            return true;
-        UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644));
+            return {};
+        auto fd = open_log_file(path_);
         if (!fd)
-            return false;
-        fd_ = std::move(fd);
-        return true;
+            return tl::unexpected(fd.error());
+        fd_ = std::move(*fd);
+        return {};
     }
     void use_stderr() {
         // /proc/self/fd/2 opened anew is a new open file description of the
@@ -82,7 +83,6 @@ class MonitorLog {
             fd = UniqueFd(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
         fd_ = std::move(fd);
     }
-    [[nodiscard]] bool has_file() const noexcept { return !path_.empty() && fd_; }
     void set_debug(bool debug) noexcept { debug_ = debug; }
     void set_router(std::string router) { router_ = std::move(router); }
 
@@ -219,9 +219,14 @@ Result<void> Monitor::setup() {
         return system_error("cannot create a signalfd", errno);
     ::signal(SIGPIPE, SIG_IGN);
 
-    conf_dir_ = UniqueFd(::open(o_.conf_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!conf_dir_)
-        return system_error(fmt::format("cannot open --conf_dir {}", quote(o_.conf_dir)), errno);
+    // Never through a symlink at its last component, like the state
+    // directory: the state file and conntrackd.conf are found there.
+    conf_dir_ = UniqueFd(::open(o_.conf_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!conf_dir_) {
+        int err = errno;
+        auto why = err == ENOTDIR || err == ELOOP ? " (not a directory; a symlink is refused)" : "";
+        return system_error(fmt::format("cannot open --conf_dir {}{}", quote(o_.conf_dir), why), err);
+    }
     if (auto ok = write_pid_file(o_.pid_file, ::getpid()); !ok)
         return ok;
 
@@ -559,8 +564,11 @@ bool Monitor::handle_signal() {
     while (::read(signal_fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
         if (info.ssi_signo == SIGHUP) {
             // logrotate's postrotate: the next line goes to the new file.
-            (void)log_.reopen();
-            log_.info("log file reopened (SIGHUP)");
+            if (auto ok = log_.reopen(); !ok)
+                log_.error(fmt::format("log file not reopened (SIGHUP), still writing the old one: {}",
+                                       ok.error().describe()));
+            else
+                log_.info("log file reopened (SIGHUP)");
             continue;
         }
         log_.info(fmt::format("Received signal {}, exiting (router {})", info.ssi_signo, o_.router_id));
@@ -648,10 +656,8 @@ int run_monitor(int argc, char** argv) {
     redirect_to_null(STDIN_FILENO);
     redirect_to_null(STDOUT_FILENO);
     if (!options->log_file.empty()) {
-        log.open_file(options->log_file);
-        if (!log.has_file())
-            return fail(system_error(fmt::format("cannot open --log-file {}", quote(options->log_file)), errno)
-                            .value());
+        if (auto opened = log.open_file(options->log_file); !opened)
+            return fail(opened.error());
     } else {
         log.use_stderr();
     }

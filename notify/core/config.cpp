@@ -354,7 +354,9 @@ Result<void> read_top(const toml::table& t, const std::string& origin, Config& c
     for (const auto& [key, node] : *instances) {
         std::string name(key.str());
         if (auto ok = validate_name(name); !ok)
-            return make_error(ErrorKind::config, fmt::format("{}: [instance.{}]: {}", origin, name, ok.error().message));
+            // Quoted: the key is not a valid name, it may hold a line break.
+            return make_error(ErrorKind::config,
+                              fmt::format("{}: [instance.{}]: {}", origin, quote(name), ok.error().message));
         const auto* table = node.as_table();
         if (!table)
             return r.error("instance." + name, "must be a table");

@@ -50,6 +50,8 @@ Result<void> add_to_counter(const StateStore& store, const std::string& name, st
     UniqueFd fd(::openat(store.locks_fd(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd)
         return system_error(fmt::format("cannot open the counter {}", name), errno);
+    if (auto ok = check_written_in_place(fd.get(), fmt::format("the counter {}", name)); !ok)
+        return ok;
     while (::flock(fd.get(), LOCK_EX) != 0)
         if (errno != EINTR)
             return system_error(fmt::format("cannot lock the counter {}", name), errno);

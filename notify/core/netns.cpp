@@ -19,6 +19,12 @@ Result<void> validate_netns(const std::string& netns) {
     if (netns.empty() || netns.size() > 255 || netns.find('\0') != std::string::npos)
         return make_error(ErrorKind::invalid, fmt::format("namespace {} is empty or too long", quote(netns)));
     if (netns.front() == '/') {
+        // A path may hold any byte but these: they would break the log
+        // lines it appears in (neutron's log file is read line by line).
+        for (char c : netns)
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+                return make_error(ErrorKind::invalid, fmt::format("namespace path {} contains {}", quote(netns),
+                                                                  quote(std::string_view(&c, 1))));
         if (netns.find("/../") != std::string::npos || netns.ends_with("/.."))
             return make_error(ErrorKind::invalid, fmt::format("namespace path {} contains \"..\"", quote(netns)));
         return {};

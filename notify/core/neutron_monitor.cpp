@@ -72,7 +72,11 @@ Result<void> require(const std::string& value, std::string_view flag) {
 Result<void> require_path(const std::string& value, std::string_view flag) {
     if (auto ok = require(value, flag); !ok)
         return ok;
-    if (value.size() > 4000 || value.find('\0') != std::string::npos || value.find('\n') != std::string::npos)
+    // Control characters (NUL, CR, LF, ...) would break the log lines the
+    // path appears in; neutron's paths never hold one.
+    bool control = std::any_of(value.begin(), value.end(),
+                               [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+    if (value.size() > 4000 || control)
         return make_error(ErrorKind::usage, fmt::format("--{} {} is not a usable path", flag, quote(value)));
     return {};
 }
@@ -330,18 +334,76 @@ Result<void> write_neutron_state(int conf_dir_fd, std::string_view state, StateD
 }
 
 Result<void> write_pid_file(const std::string& path, pid_t pid) {
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644));
+    // Written to a temporary beside it and renamed into place, never
+    // opened at its name: the monitor starts as root, and whoever can write
+    // the pid directory (the agent's user) could plant a hard link there to
+    // a file root owns, which O_TRUNC would empty, or a FIFO, which would
+    // block the open for ever. rename() replaces either (and a symlink).
+    auto slash = path.rfind('/');
+    auto dir = slash == std::string::npos ? std::string(".") : slash == 0 ? std::string("/") : path.substr(0, slash);
+    auto base = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (base.empty() || base == "." || base == "..")
+        return make_error(ErrorKind::usage, fmt::format("pid file {} does not name a file", quote(path)));
+    UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir_fd)
+        return system_error(fmt::format("cannot open the directory of pid file {}", quote(path)), errno);
+    std::random_device random;
+    std::string temp;
+    UniqueFd fd;
+    for (int attempt = 0; attempt < 16 && !fd; ++attempt) {
+        temp = fmt::format(".kanotify-pid.{:08x}{:08x}", random(), random());
+        fd.reset(::openat(dir_fd.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (!fd && errno != EEXIST)
+            break;
+    }
     if (!fd)
-        return system_error(fmt::format("cannot open pid file {}", quote(path)), errno);
+        return system_error(fmt::format("cannot create a temporary for pid file {}", quote(path)), errno);
+    auto fail = [&](std::string context, int err) {
+        (void)::unlinkat(dir_fd.get(), temp.c_str(), 0);
+        return system_error(std::move(context), err);
+    };
+    // The agent (another user) reads it whatever umask we were started with.
+    if (::fchmod(fd.get(), 0644) != 0)
+        return fail(fmt::format("cannot set the mode of pid file {}", quote(path)), errno);
     auto text = fmt::format("{}", pid);
+    errno = 0;
     if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-        return system_error(fmt::format("cannot write pid file {}", quote(path)), errno == 0 ? EIO : errno);
+        return fail(fmt::format("cannot write pid file {}", quote(path)), errno == 0 ? EIO : errno);
+    if (::renameat(dir_fd.get(), temp.c_str(), dir_fd.get(), base.c_str()) != 0)
+        return fail(fmt::format("cannot rename pid file {} into place", quote(path)), errno);
     return {};
 }
 
+Result<UniqueFd> open_log_file(const std::string& path) {
+    // O_NONBLOCK so that opening a FIFO planted there cannot block; it is
+    // refused below anyway. It changes nothing for a regular file.
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+                       0644));
+    if (!fd) {
+        int err = errno;
+        return system_error(fmt::format("cannot open log file {}{}", quote(path),
+                                        err == ELOOP ? " (a symlink is refused)" : ""),
+                            err);
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+        return system_error(fmt::format("cannot stat log file {}", quote(path)), errno);
+    if (!S_ISREG(st.st_mode))
+        return make_error(ErrorKind::system, fmt::format("refusing log file {}: not a regular file", quote(path)));
+    if (st.st_nlink != 1)
+        return make_error(ErrorKind::system,
+                          fmt::format("refusing log file {}: it has {} links (a planted hard link?)", quote(path),
+                                      st.st_nlink));
+    return fd;
+}
+
 void remove_pid_file(const std::string& path, pid_t pid) noexcept {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    // O_NONBLOCK: a FIFO planted at the path must not hang our exit.
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
     if (!fd)
+        return;
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
         return;
     char buffer[32];
     auto n = ::read(fd.get(), buffer, sizeof buffer);

@@ -127,12 +127,20 @@ enum class StateDurability { synced, later };
 // fsync of `<conf_dir>/state` (never through a symlink) and of the directory.
 [[nodiscard]] Result<void> sync_neutron_state(int conf_dir_fd);
 
-// Our pid (no newline, as neutron writes its own) in `path`, replacing what
-// is there without following a symlink.
+// Our pid (no newline, as neutron writes its own) in `path`: written to a
+// random temporary name beside it and renamed into place, so a symlink, a
+// hard link or a FIFO planted at `path` is replaced, never written through.
 [[nodiscard]] Result<void> write_pid_file(const std::string& path, pid_t pid);
 // Removes `path` if it still holds `pid` (the agent may have started a
-// successor that wrote its own).
+// successor that wrote its own); anything but a regular file is left alone.
 void remove_pid_file(const std::string& path, pid_t pid) noexcept;
+
+// `--log-file`, opened for appending: the one file the monitor writes in
+// place, as root at first, in a directory the agent's user can write. A
+// symlink is refused (O_NOFOLLOW), and so is anything but a regular file
+// with one link: a planted hard link would have root append to the file it
+// shares, a FIFO would block or swallow the lines.
+[[nodiscard]] Result<UniqueFd> open_log_file(const std::string& path);
 
 // A program's end: exit code, or the signal that killed it, and what it
 // wrote to stdout and stderr (the first few KiB).

@@ -3,7 +3,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,23 +25,34 @@ Result<PendingStore> PendingStore::open(const StateStore& store, const std::stri
     auto dir = open_subdirectory(top->get(), sink, 0700, store.path() + "/pending/" + sink);
     if (!dir)
         return tl::unexpected(dir.error());
-    return PendingStore(std::move(*dir));
+    return PendingStore(store, std::move(*dir));
 }
 
 Result<void> PendingStore::put(const Delivery& delivery) const {
     auto name = pending_file_name(delivery.event.kind, delivery.event.name);
     auto text = delivery_json(delivery);
-    std::uint64_t random = 0;
-    (void)!::getrandom(&random, sizeof random, 0);
-    auto temp = fmt::format(".{}.tmp-{:016x}", name, random);
-    UniqueFd fd(::openat(dir_.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    // O_CREAT|O_EXCL never follows a symlink planted at the temporary name
+    // (it fails with EEXIST) and the name is random: a taken name costs one
+    // more attempt, as for state files.
+    std::string temp;
+    UniqueFd fd;
+    for (int attempt = 0; attempt < 16 && !fd; ++attempt) {
+        temp = fmt::format(".{}.tmp-{}", name, store_->temp_suffix());
+        fd.reset(::openat(dir_.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!fd && errno != EEXIST)
+            return system_error(fmt::format("cannot create pending delivery {}", quote(name)), errno);
+    }
     if (!fd)
-        return system_error(fmt::format("cannot create pending delivery {}", quote(name)), errno);
+        return system_error(fmt::format("cannot find a free temporary name for pending delivery {}", quote(name)),
+                            EEXIST);
     // No fsync: the entry must survive the process being killed, which the
     // page cache ensures; after a power loss consumers read the state files.
+    // rename() replaces a symlink or a hard link planted at the entry's
+    // name; it never writes through it.
+    errno = 0;
     if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
         ::renameat(dir_.get(), temp.c_str(), dir_.get(), name.c_str()) != 0) {
-        int err = errno;
+        int err = errno == 0 ? EIO : errno;  // a short write sets none
         (void)::unlinkat(dir_.get(), temp.c_str(), 0);
         return system_error(fmt::format("cannot record pending delivery {}", quote(name)), err);
     }

@@ -34,7 +34,8 @@ class PendingStore {
     [[nodiscard]] Result<std::vector<PendingEntry>> list(std::size_t* unreadable = nullptr) const;
 
   private:
-    explicit PendingStore(UniqueFd dir) : dir_(std::move(dir)) {}
+    PendingStore(const StateStore& store, UniqueFd dir) : store_(&store), dir_(std::move(dir)) {}
+    const StateStore* store_;  // outlives this object: it is opened from the store, for one use
     UniqueFd dir_;
 };
 

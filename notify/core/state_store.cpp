@@ -91,6 +91,18 @@ Result<UniqueFd> open_subdirectory(int parent_fd, const std::string& name, mode_
     return fd;
 }
 
+Result<void> check_written_in_place(int fd, const std::string& display) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0)
+        return system_error(fmt::format("cannot stat {}", display), errno);
+    if (!S_ISREG(st.st_mode))
+        return make_error(ErrorKind::system, fmt::format("refusing {}: not a regular file", display));
+    if (st.st_nlink != 1)
+        return make_error(ErrorKind::system,
+                          fmt::format("refusing {}: it has {} links (a planted hard link?)", display, st.st_nlink));
+    return {};
+}
+
 Result<std::optional<std::string>> read_small_file(int dir_fd, const std::string& name, std::size_t limit) {
     UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
     if (!fd) {
@@ -190,6 +202,10 @@ Result<StateStore> StateStore::open(const std::string& path, StoreHooks hooks) {
     return StateStore(path, std::move(dir), std::move(*group), std::move(*locks), std::move(hooks));
 }
 
+std::string StateStore::temp_suffix() const {
+    return hooks_.temp_suffix ? hooks_.temp_suffix() : random_suffix();
+}
+
 std::string StateStore::file_name(Kind kind, const std::string& name) const {
     return fmt::format("{}/{}{}{}", path_, kind == Kind::group ? "group/" : "", name, state_suffix);
 }
@@ -201,6 +217,9 @@ Result<std::optional<InstanceLock>> StateStore::acquire(Kind kind, const std::st
     UniqueFd fd(::openat(locks_.get(), file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd)
         return system_error(fmt::format("cannot open lock {}/.locks/{}", path_, file), errno);
+    // Its record is written in place (set_record).
+    if (auto ok = check_written_in_place(fd.get(), fmt::format("lock {}/.locks/{}", path_, file)); !ok)
+        return tl::unexpected(ok.error());
     while (::flock(fd.get(), wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK && !wait)
             return std::optional<InstanceLock>{};
@@ -249,8 +268,7 @@ Result<StagedState> StateStore::stage(Kind kind, const std::string& name, State 
     // O_CREAT|O_EXCL never follows a symlink (it fails with EEXIST), and
     // the name is random, so a planted name costs us one more attempt.
     for (int attempt = 0; attempt < 16 && !staged.fd; ++attempt) {
-        auto suffix = hooks_.temp_suffix ? hooks_.temp_suffix() : random_suffix();
-        staged.temp_name = fmt::format(".{}{}{}", name, temp_marker, suffix);
+        staged.temp_name = fmt::format(".{}{}{}", name, temp_marker, temp_suffix());
         staged.fd.reset(::openat(dir_for(kind), staged.temp_name.c_str(),
                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
         if (!staged.fd && errno != EEXIST)

@@ -104,6 +104,10 @@ class StateStore {
 
     [[nodiscard]] std::string file_name(Kind kind, const std::string& name) const;
 
+    // The suffix of a new temporary name: random, or the test seam's.
+    // Every file kanotify creates in this directory tree takes it.
+    [[nodiscard]] std::string temp_suffix() const;
+
   private:
     StateStore(std::string path, UniqueFd dir, UniqueFd group, UniqueFd locks, StoreHooks hooks)
         : path_(std::move(path)), dir_(std::move(dir)), group_(std::move(group)), locks_(std::move(locks)),
@@ -127,6 +131,11 @@ class StateStore {
 // without following a symlink at `name`.
 [[nodiscard]] Result<UniqueFd> open_subdirectory(int parent_fd, const std::string& name, mode_t mode,
                                                  const std::string& display);
+
+// For a file written in place (a lock's record, a counter): it must be a
+// regular file with one link. A hard link planted at its name would have us
+// overwrite the file it shares.
+[[nodiscard]] Result<void> check_written_in_place(int fd, const std::string& display);
 
 // Reads a whole small file below `dir_fd` without following symlinks.
 [[nodiscard]] Result<std::optional<std::string>> read_small_file(int dir_fd, const std::string& name,

@@ -478,10 +478,16 @@ TEST_CASE("monitor: conntrackd runs inside the namespace with neutron's options,
                "#!/bin/sh\n"
                "echo \"$* $(readlink /proc/self/ns/net) leaked:$(ls -l /proc/$$/fd | grep -c -e socket: -e signalfd -e 'net:\\[')\" >> " +
                    record + "\n"
+               "printf '%s\\n' \"$2\" >> " + record + ".conf\n"
                "[ \"$3\" = -f ] && { echo 'cannot flush' >&2; exit 1; }\n"
                "exit 0\n");
     ::chmod((bin + "/conntrackd").c_str(), 0755);
     Monitor m(tmp, router);
+    // Shell metacharacters in --conf_dir reach conntrackd as one literal
+    // word: no shell ever sees them (a shell would create the files).
+    m.conf_dir = tmp.str("ha confs;touch pwned1;$(touch pwned2)`touch pwned3`|touch pwned4");
+    std::filesystem::create_directories(m.conf_dir);
+    m.log_file = m.conf_dir + "/neutron-keepalived-state-change.log";
     std::string path = "PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin";
     m.start(ns.name(), "ha-t", "169.254.0.1/24", false, {"--enable_conntrackd"}, {path});
     REQUIRE(agent.wait_count(router, 1));
@@ -506,6 +512,14 @@ TEST_CASE("monitor: conntrackd runs inside the namespace with neutron's options,
         CHECK_THAT(lines[i], Catch::StartsWith(conf + expected[i] + " " + inside));
         // None of the monitor's sockets, signalfd or namespace handle.
         CHECK_THAT(lines[i], Catch::EndsWith(" leaked:0"));
+    }
+    std::string six_times;
+    for (int i = 0; i < 6; ++i)
+        six_times += m.conf_dir + "/conntrackd.conf\n";
+    CHECK(read_file(record + ".conf") == six_times);  // each time exactly one argument
+    for (const char* pwned : {"pwned1", "pwned2", "pwned3", "pwned4"}) {
+        CHECK_FALSE(std::filesystem::exists(tmp.path() / pwned));
+        CHECK_FALSE(std::filesystem::exists(std::filesystem::current_path() / pwned));
     }
     auto log = m.log();
     CHECK_THAT(log, Catch::Contains("Synced connection tracking state on backup for router " + router));
@@ -590,4 +604,104 @@ TEST_CASE("monitor: addresses added to other interfaces are announced while prim
     CHECK_THAT(m.log(), Catch::Contains("Announced 10.20.0.1 on qr-t for router " + router + ": sent"));
     CHECK_THAT(m.log(), !Catch::Contains("Announced 10.30.0.1"));
     CHECK(m.terminate().first == 0);
+}
+
+namespace {
+
+// The exit status if `pid` ends within `limit`, else -1 (still running).
+int exit_within(pid_t& pid, std::chrono::milliseconds limit) {
+    int status = -1;
+    bool ended = wait_until(
+        [&] {
+            int raw = 0;
+            if (::waitpid(pid, &raw, WNOHANG) != pid)
+                return false;
+            status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+            return true;
+        },
+        limit);
+    if (ended)
+        pid = -1;
+    return ended ? status : -1;
+}
+
+}  // namespace
+
+TEST_CASE("monitor: links and FIFOs planted at the pid file, the log file and --conf_dir are never written through",
+          "[monitor][netns][security]") {
+    // The monitor starts as root; the agent's user owns the directories of
+    // all three. What was recorded before (the state file, the log's
+    // earlier lines) must survive every attempt.
+    namespace fs = std::filesystem;
+    TempDir tmp;
+    Listener listener(tmp.str("keepalived-state-change"));
+    listener.serve(Behaviour::ok);
+    Netns ns;
+    ns.veth("ha-t", "ha-p");
+    write_file(tmp.path() / "victim", "root:precious\n");
+    // `links`: the planted hard link is still there when it was refused.
+    auto victim_intact = [&](std::uintmax_t links = 1) {
+        CHECK(read_file(tmp.path() / "victim") == "root:precious\n");
+        CHECK(fs::hard_link_count(tmp.path() / "victim") == links);
+    };
+    Monitor m(tmp, router);
+    write_file(m.conf_dir + "/state", "primary");       // recorded by an earlier monitor
+    write_file(m.log_file, "an earlier line\n");
+
+    SECTION("a hard link at --log-file: refused before anything is written") {
+        fs::remove(m.log_file);
+        fs::create_hard_link(tmp.path() / "victim", m.log_file);
+        m.start(ns.name(), "ha-t", "169.254.0.1/24");
+        CHECK(exit_within(m.pid, 5000ms) == 71);
+        CHECK_THAT(read_file(tmp.str(router + ".err")), Catch::Contains("links (a planted hard link?)"));
+        CHECK(m.state() == "primary");
+        CHECK_FALSE(fs::exists(m.pid_file));
+        victim_intact(2);
+    }
+    SECTION("a symlink at --log-file: refused before anything is written") {
+        fs::remove(m.log_file);
+        fs::create_symlink(tmp.path() / "victim", m.log_file);
+        m.start(ns.name(), "ha-t", "169.254.0.1/24");
+        CHECK(exit_within(m.pid, 5000ms) == 71);
+        CHECK_THAT(read_file(tmp.str(router + ".err")), Catch::Contains("symlink"));
+        CHECK(m.state() == "primary");
+        victim_intact();
+    }
+    SECTION("a symlink at --conf_dir: refused, the directory it points to untouched") {
+        fs::create_directory(tmp.path() / "elsewhere");
+        write_file(tmp.path() / "elsewhere/state", "primary");
+        auto real = m.conf_dir;
+        m.conf_dir = tmp.str("conf-link");
+        fs::create_directory_symlink(tmp.path() / "elsewhere", m.conf_dir);
+        m.start(ns.name(), "ha-t", "169.254.0.1/24");
+        CHECK(exit_within(m.pid, 5000ms) == 71);
+        CHECK_THAT(read_file(m.log_file), Catch::Contains("a symlink is refused"));
+        CHECK_THAT(read_file(m.log_file), Catch::StartsWith("an earlier line\n"));
+        CHECK(read_file(tmp.path() / "elsewhere/state") == "primary");
+        CHECK(read_file(real + "/state") == "primary");
+        CHECK_FALSE(fs::exists(m.pid_file));
+    }
+    SECTION("a hard link, a symlink or a FIFO at --pid_file: replaced by the monitor's own file") {
+        for (int kind = 0; kind < 3; ++kind) {
+            INFO("planted: " << (kind == 0 ? "hard link" : kind == 1 ? "symlink" : "FIFO"));
+            fs::remove(m.pid_file);
+            if (kind == 0)
+                fs::create_hard_link(tmp.path() / "victim", m.pid_file);
+            else if (kind == 1)
+                fs::create_symlink(tmp.path() / "victim", m.pid_file);
+            else
+                REQUIRE(::mkfifo(m.pid_file.c_str(), 0644) == 0);
+            m.start(ns.name(), "ha-t", "169.254.0.1/24");
+            // No VIP on ha-t: the monitor records backup once it runs.
+            REQUIRE(wait_until([&] { return m.state() == "backup"; }));
+            REQUIRE(wait_until([&] { return read_file(m.pid_file) == std::to_string(m.pid); }));
+            CHECK(fs::is_regular_file(fs::symlink_status(m.pid_file)));
+            victim_intact();
+            CHECK(m.terminate().first == 0);
+            CHECK_FALSE(fs::exists(fs::symlink_status(m.pid_file)));
+            CHECK_THAT(m.log(), Catch::StartsWith("an earlier line\n"));  // appended to, never truncated
+            write_file(m.conf_dir + "/state", "primary");
+        }
+        victim_intact();
+    }
 }

@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
+#include <map>
 #include <thread>
 #include <nlohmann/json.hpp>
 
@@ -261,8 +263,13 @@ TEST_CASE("socket sink: a listener owned by another uid is refused when an owner
     REQUIRE(deliveries.size() == 1);
     CHECK(deliveries[0]["attempts"] == 1);  // refusing is not retried
     CHECK_THAT(deliveries[0]["detail"].get<std::string>(), Catch::Contains("runs as uid 65534"));
-    // Owed to the real agent, which may come back under the right owner.
+    // Recorded, and owed to the real agent, which may come back under the right owner.
     CHECK(read_file(s.tmp.path() / "state/VI_1.state") == "MASTER\n");
+    CHECK(std::filesystem::exists(s.tmp.path() / "state/pending/socket/instance:VI_1"));
+    s.listener.serve(Behaviour::ok);
+    CHECK(s.flush().status == 0);
+    REQUIRE(s.listener.requests().size() == 1);
+    CHECK(body(s.listener.requests()[0])["state"] == "MASTER");
 }
 
 TEST_CASE("socket sink: the agent restarted mid-request, the FIFO reader delivers the latest state to the new one",
@@ -324,4 +331,57 @@ TEST_CASE("socket sink: the agent restarted mid-request, the FIFO reader deliver
     CHECK(lines.front()["outcome"] == "delivered");
     CHECK(lines.front()["attempts"].get<int>() >= 2);
     CHECK(lines.back()["outcome"] == "delivered");
+}
+
+TEST_CASE("socket sink: links planted in the pending directory are never followed, nothing owed or recorded is lost",
+          "[socket][security]") {
+    namespace fs = std::filesystem;
+    Setup s;
+    auto pending = s.tmp.path() / "state/pending/socket";
+    // Recorded and owed before the attacks: VI_2 delivered, VI_3 owed.
+    s.listener.serve(Behaviour::ok);
+    REQUIRE(s.notify("BACKUP", "VI_2").status == 0);
+    s.listener.stop();
+    REQUIRE(s.notify("MASTER", "VI_3").status == 69);
+    REQUIRE(fs::exists(pending / "instance:VI_3"));
+    auto journal_before = read_file(s.tmp.path() / "state/journal.jsonl");
+
+    // A symlink at an entry's name, to a well-formed entry saying FAULT: it
+    // is replaced by our own entry, and FAULT never reaches the agent.
+    auto forged = R"({"kind":"INSTANCE","name":"VI_1","state":"FAULT","router_id":"r-VI_1"})";
+    write_file(s.tmp.path() / "victim", forged);
+    fs::create_symlink(s.tmp.path() / "victim", pending / "instance:VI_1");
+    CHECK(s.notify("MASTER", "VI_1").status == 69);
+    CHECK_FALSE(fs::is_symlink(pending / "instance:VI_1"));
+    CHECK(read_file(s.tmp.path() / "victim") == forged);
+
+    // A symlink at the sink's directory: refused and reported; the
+    // transition is still recorded and journalled, nothing lands in the
+    // directory it points to.
+    fs::rename(pending, s.tmp.path() / "saved");
+    fs::create_directory(s.tmp.path() / "elsewhere");
+    fs::create_directory_symlink(s.tmp.path() / "elsewhere", pending);
+    CHECK(s.notify("BACKUP", "VI_4").status == 69);
+    CHECK(read_file(s.tmp.path() / "state/VI_4.state") == "BACKUP\n");
+    CHECK(fs::is_empty(s.tmp.path() / "elsewhere"));
+    auto deliveries = s.deliveries();
+    REQUIRE_FALSE(deliveries.empty());
+    CHECK(deliveries.back()["name"] == "VI_4");
+    CHECK_THAT(deliveries.back()["detail"].get<std::string>(), Catch::Contains("symlink"));
+
+    // The operator removes the link: everything owed before is still owed
+    // and delivered, the forged FAULT never.
+    fs::remove(pending);
+    fs::rename(s.tmp.path() / "saved", pending);
+    s.listener.serve(Behaviour::ok);
+    CHECK(s.flush().status == 0);
+    std::map<std::string, std::string> got;
+    for (const auto& r : s.listener.requests())
+        got[body(r)["name"].get<std::string>()] = body(r)["state"].get<std::string>();
+    CHECK(got == std::map<std::string, std::string>{{"VI_1", "MASTER"}, {"VI_3", "MASTER"}});
+    CHECK(read_file(s.tmp.path() / "state/VI_2.state") == "BACKUP\n");
+    CHECK(read_file(s.tmp.path() / "state/VI_3.state") == "MASTER\n");
+    CHECK(read_file(s.tmp.path() / "state/VI_1.state") == "MASTER\n");
+    auto journal_after = read_file(s.tmp.path() / "state/journal.jsonl");
+    CHECK(journal_after.substr(0, journal_before.size()) == journal_before);
 }

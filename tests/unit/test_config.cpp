@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "kanotify/config.hpp"
+#include "kanotify/event.hpp"
 #include "temp_dir.hpp"
 
 using namespace kanotify;
@@ -219,5 +220,42 @@ TEST_CASE("config: loading a file, a missing file, an insecure file", "[config][
         CHECK_THAT(foreign.error().message, Catch::Contains("owner uid 65534"));
     } else {
         CHECK_FALSE(load_config(options));  // owned by us, not by root
+    }
+}
+
+TEST_CASE("config: ../, /, NUL, newline, shell metacharacters and 10 KiB in instance names, namespaces, "
+          "interfaces, addresses and router ids are refused",
+          "[config][security]") {
+    const std::string huge(10240, 'n');
+    // TOML spellings of each class, as a quoted key or a basic string.
+    const std::vector<std::string> names{"../x",   "..",        "a/b",      "/etc/passwd", "a\\u0000b", "a\\nb",
+                                         "a\\rb",  "a;reboot",  "$(reboot)", "`id`",       "a b",       huge};
+    std::vector<std::string> texts;
+    for (const auto& n : names) {
+        texts.push_back("[instance.\"" + n + "\"]\ninterface = \"eth0\"\n");
+        texts.push_back("[instance.VI_1]\nrouter_id = \"" + n + "\"\n");
+    }
+    for (const auto& n : {std::string("../x"), std::string(".."), std::string("a/b"),
+                          std::string("/run/netns/../../etc/x"), std::string("a\\u0000b"), std::string("q\\nx"),
+                          std::string("/run/netns/q\\nforged"), std::string("q;reboot"), std::string("$(reboot)"),
+                          std::string("q r"), huge})
+        texts.push_back("[instance.VI_1]\nnamespace = \"" + n + "\"\n");
+    for (const auto& n : {std::string("../etc"), std::string(".."), std::string("a/b"), std::string("eth\\u00000"),
+                          std::string("eth\\n0"), std::string("eth 0"), huge})
+        texts.push_back("[instance.VI_1]\ninterface = \"" + n + "\"\n");
+    for (const auto& n : {std::string("../10.0.0.1"), std::string("10.0.0.1/../24"), std::string("10.0.0.1\\u0000"),
+                          std::string("10.0.0.1\\n"), std::string("10.0.0.1;reboot"), std::string("$(reboot)"),
+                          std::string(10240, '1')})
+        texts.push_back("[instance.VI_1]\naddresses = [\"" + n + "\"]\n");
+    for (const auto& text : texts) {
+        INFO(quote(text));
+        auto config = parse_config(text, "test.toml");
+        REQUIRE_FALSE(config);
+        CHECK(config.error().kind == ErrorKind::config);
+        CHECK_THAT(config.error().message, Catch::StartsWith("test.toml"));
+        // Quoted: one printable line however the value was made.
+        CHECK(config.error().message.find('\n') == std::string::npos);
+        CHECK(config.error().message.find('\0') == std::string::npos);
+        CHECK(config.error().message.size() < 600);
     }
 }

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "kanotify/event.hpp"
 #include "neutron_monitor.hpp"
 #include "temp_dir.hpp"
 #include "unique_fd.hpp"
@@ -397,9 +398,16 @@ TEST_CASE("pid file: our pid, removed only while it is still ours", "[monitor][f
     CHECK(std::filesystem::exists(path));
     remove_pid_file(path, 4242);
     CHECK_FALSE(std::filesystem::exists(path));
-    std::filesystem::create_symlink(tmp.path() / "elsewhere", path);
-    CHECK_FALSE(write_pid_file(path, 1));
-    CHECK_FALSE(std::filesystem::exists(tmp.path() / "elsewhere"));
+    // Whatever the umask, the agent (another user) can read it.
+    auto old_mask = ::umask(0077);
+    auto written = write_pid_file(path, 4244);
+    ::umask(old_mask);
+    REQUIRE(written);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0644);
+    CHECK_FALSE(write_pid_file(tmp.str("missing-dir/monitor.pid"), 1));
+    CHECK_FALSE(write_pid_file(tmp.str() + "/", 1));
 }
 
 TEST_CASE("child processes: an argument vector, output captured, no descriptor inherited, killed at the timeout",
@@ -452,4 +460,195 @@ TEST_CASE("credentials: numeric ids as the agent passes them, unknown names refu
     CHECK_FALSE(resolve_credentials("kanotify-no-such-user", ""));
     CHECK_FALSE(resolve_credentials("", "kanotify-no-such-group"));
     CHECK_FALSE(resolve_credentials("-1", ""));
+}
+
+namespace {
+
+std::size_t entries_in(const std::filesystem::path& dir) {
+    std::size_t n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        (void)entry;
+        ++n;
+    }
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("pid file: a symlink, a hard link or a FIFO planted at its path is replaced, never written through",
+          "[monitor][files][security]") {
+    // The monitor starts as root; the pid directory belongs to the agent's user.
+    TempDir tmp;
+    namespace fs = std::filesystem;
+    auto path = tmp.str("pids/router.pid");
+    fs::create_directory(tmp.path() / "pids");
+    kanotify::test::write_file(tmp.path() / "victim", "root:precious\n");
+
+    fs::create_symlink(tmp.path() / "victim", path);
+    REQUIRE(write_pid_file(path, 4242));
+    CHECK_FALSE(fs::is_symlink(path));
+    CHECK(read_file(path) == "4242");
+    CHECK(read_file(tmp.path() / "victim") == "root:precious\n");
+
+    fs::remove(path);
+    fs::create_symlink(tmp.path() / "not-there", path);  // a dangling one must not create its target
+    REQUIRE(write_pid_file(path, 4242));
+    CHECK_FALSE(fs::exists(tmp.path() / "not-there"));
+
+    fs::remove(path);
+    fs::create_hard_link(tmp.path() / "victim", path);
+    REQUIRE(write_pid_file(path, 4243));
+    CHECK(read_file(path) == "4243");
+    CHECK(read_file(tmp.path() / "victim") == "root:precious\n");  // not truncated through the link
+    CHECK(fs::hard_link_count(tmp.path() / "victim") == 1);
+
+    fs::remove(path);
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);  // opening it for writing would block for ever
+    REQUIRE(write_pid_file(path, 4244));
+    CHECK(fs::is_regular_file(path));
+    CHECK(read_file(path) == "4244");
+    CHECK(entries_in(tmp.path() / "pids") == 1);  // no temporary left behind
+
+    // At exit: a link or FIFO planted over our file is left alone, the
+    // target is never removed or read through.
+    fs::remove(path);
+    kanotify::test::write_file(tmp.path() / "ours", "4245");
+    fs::create_symlink(tmp.path() / "ours", path);
+    remove_pid_file(path, 4245);
+    CHECK(fs::is_symlink(path));
+    CHECK(read_file(tmp.path() / "ours") == "4245");
+    fs::remove(path);
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    remove_pid_file(path, 4245);  // returns at once
+    CHECK(fs::exists(path));
+}
+
+TEST_CASE("log file: a symlink, a hard link or a FIFO planted at --log-file is refused, its target untouched",
+          "[monitor][files][security]") {
+    TempDir tmp;
+    namespace fs = std::filesystem;
+    auto path = tmp.str("monitor.log");
+    auto fd = open_log_file(path);
+    REQUIRE(fd);
+    REQUIRE(::write(fd->get(), "line 1\n", 7) == 7);
+    fd = open_log_file(path);  // reopened (SIGHUP): appended to, nothing lost
+    REQUIRE(fd);
+    REQUIRE(::write(fd->get(), "line 2\n", 7) == 7);
+    CHECK(read_file(path) == "line 1\nline 2\n");
+
+    kanotify::test::write_file(tmp.path() / "victim", "root:precious\n");
+    auto planted = tmp.str("planted.log");
+    fs::create_symlink(tmp.path() / "victim", planted);
+    auto via_symlink = open_log_file(planted);
+    REQUIRE_FALSE(via_symlink);
+    CHECK_THAT(via_symlink.error().describe(), Catch::Contains("symlink"));
+
+    fs::remove(planted);
+    fs::create_hard_link(tmp.path() / "victim", planted);
+    auto via_link = open_log_file(planted);
+    REQUIRE_FALSE(via_link);
+    CHECK_THAT(via_link.error().message, Catch::Contains("2 links"));
+
+    fs::remove(planted);
+    REQUIRE(::mkfifo(planted.c_str(), 0600) == 0);
+    auto fifo = open_log_file(planted);  // no reader: must not block
+    REQUIRE_FALSE(fifo);
+    UniqueFd reader(::open(planted.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    REQUIRE(reader);
+    fifo = open_log_file(planted);  // with a reader: opens, then refused
+    REQUIRE_FALSE(fifo);
+    CHECK_THAT(fifo.error().message, Catch::Contains("not a regular file"));
+
+    CHECK(read_file(tmp.path() / "victim") == "root:precious\n");
+    CHECK(read_file(path) == "line 1\nline 2\n");
+}
+
+TEST_CASE("monitor flags: ../, /, NUL, newline, shell metacharacters and 10 KiB in every flag",
+          "[monitor][flags][security]") {
+    auto base = *parse(agent_args(true));
+    const std::string nul("a\0b", 3);
+    const std::string huge(10240, 'n');
+    struct Case {
+        std::string MonitorOptions::*field;
+        std::string flag;
+        std::vector<std::string> refused;
+        std::vector<std::string> literal;  // accepted, and only ever used as the one word or path they are
+    };
+    std::vector<Case> cases{
+        // A name: an HTTP header value and a log word.
+        {&MonitorOptions::router_id, "--router_id",
+         {"../x", "a/b", "/etc/passwd", nul, "a\nb", "a\rb", "a;reboot", "$(reboot)", "`id`", "a|b", "a b", huge},
+         {}},
+        // A name under /run/netns, or an absolute path (with no .. and no control character).
+        {&MonitorOptions::netns, "--namespace",
+         {"../x", "..", "a/b", "/run/netns/../../etc/x", nul, "q\nx", "/run/netns/q\nINFO forged", "q;reboot",
+          "$(reboot)", "q r", huge},
+         {"/run/netns/qrouter-1", "/proc/1/ns/net"}},
+        // The kernel's rule: no /, no :, no whitespace or control character, 1-15 bytes, not . or ..
+        {&MonitorOptions::interface, "--monitor_interface",
+         {"../etc", "..", "a/b", nul, "ha\nx", "ha x", huge},
+         {"ha;reboot", "$(x)"}},
+        // Paths the agent chooses: traversal and shell syntax are plain path
+        // bytes there (no shell ever sees them); control characters and
+        // absurd lengths are refused.
+        {&MonitorOptions::conf_dir, "--conf_dir", {nul, "/x\ny", "/x\ry", "/" + huge}, {"/a/../b", "/a/$(x);y"}},
+        {&MonitorOptions::pid_file, "--pid_file", {nul, "/x\ny", "/x\ry", "/" + huge}, {"/a/../b.pid", "/a/`id`"}},
+        {&MonitorOptions::log_file, "--log_file", {nul, "/x\ny", "/x\ry", "/" + huge}, {"/a/../b.log", "/a;b"}},
+        {&MonitorOptions::state_path, "--state_path", {nul, "/x\ny", "/x\ry", "/" + huge}, {"/a/../b", "/a;b"}},
+    };
+    for (const auto& c : cases) {
+        for (const auto& value : c.refused) {
+            INFO(c.flag << " " << quote(value));
+            auto o = base;
+            o.*c.field = value;
+            auto ok = validate_monitor_options(o);
+            REQUIRE_FALSE(ok);
+            CHECK(ok.error().kind == ErrorKind::usage);
+            CHECK_THAT(ok.error().message, Catch::Contains(c.flag));
+            // The message quotes the value: one printable line, never the value's own bytes.
+            CHECK(ok.error().message.find('\n') == std::string::npos);
+            CHECK(ok.error().message.find('\r') == std::string::npos);
+            CHECK(ok.error().message.size() < 400);
+        }
+        for (const auto& value : c.literal) {
+            INFO(c.flag << " " << quote(value));
+            auto o = base;
+            o.*c.field = value;
+            CHECK(validate_monitor_options(o));
+        }
+    }
+    // Through the command line as the agent passes it, in both spellings.
+    for (bool equals : {true, false}) {
+        auto args = agent_args(equals);
+        if (equals) {
+            args.push_back("--router_id=" + huge);
+        } else {
+            args.emplace_back("--router_id");
+            args.push_back("a;reboot");
+        }
+        auto o = parse(args);
+        REQUIRE(o);
+        CHECK_FALSE(validate_monitor_options(*o));
+    }
+}
+
+TEST_CASE("neutron state file: a hard link or a FIFO planted at <conf_dir>/state is replaced, its target untouched",
+          "[monitor][files][security]") {
+    namespace fs = std::filesystem;
+    TempDir tmp;
+    fs::create_directory(tmp.path() / "conf");
+    UniqueFd dir(::open(tmp.str("conf").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(dir);
+    kanotify::test::write_file(tmp.path() / "victim", "root:precious\n");
+    fs::create_hard_link(tmp.path() / "victim", tmp.path() / "conf/state");
+    REQUIRE(write_neutron_state(dir.get(), "primary"));
+    CHECK(read_file(tmp.path() / "conf/state") == "primary");
+    CHECK(read_file(tmp.path() / "victim") == "root:precious\n");
+    CHECK(fs::hard_link_count(tmp.path() / "victim") == 1);
+    fs::remove(tmp.path() / "conf/state");
+    REQUIRE(::mkfifo(tmp.str("conf/state").c_str(), 0600) == 0);
+    REQUIRE(write_neutron_state(dir.get(), "backup"));  // never opened: replaced
+    CHECK(fs::is_regular_file(tmp.path() / "conf/state"));
+    CHECK(read_file(tmp.path() / "conf/state") == "backup");
+    CHECK(entries_in(tmp.path() / "conf") == 1);
 }

@@ -231,3 +231,62 @@ TEST_CASE("state store: a hard link planted at the state path is replaced, its t
     CHECK(read_file(tmp.path() / "state/VI_1.state") == "MASTER\n");
     CHECK(fs::hard_link_count(tmp.path() / "victim") == 1);
 }
+
+TEST_CASE("state store: symlinks planted at group/ and .locks/ are refused, their targets untouched",
+          "[store][security]") {
+    TempDir tmp;
+    {
+        auto store = StateStore::open(tmp.str("state"));
+        REQUIRE(store);
+        REQUIRE(store->write(Kind::instance, "VI_1", State::master));
+    }
+    fs::create_directory(tmp.path() / "elsewhere");
+    for (const char* sub : {"group", ".locks"}) {
+        INFO(sub);
+        auto saved = tmp.path() / (std::string("saved") + sub);
+        fs::rename(tmp.path() / "state" / sub, saved);
+        fs::create_directory_symlink(tmp.path() / "elsewhere", tmp.path() / "state" / sub);
+        auto store = StateStore::open(tmp.str("state"));
+        REQUIRE_FALSE(store);
+        CHECK_THAT(store.error().message, Catch::Contains("symlink"));
+        CHECK(fs::is_empty(tmp.path() / "elsewhere"));
+        fs::remove(tmp.path() / "state" / sub);
+        fs::rename(saved, tmp.path() / "state" / sub);
+    }
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    CHECK(store->read(Kind::instance, "VI_1").value() == State::master);  // nothing recorded was lost
+}
+
+TEST_CASE("instance lock: a symlink or a hard link planted at the lock file is refused, its target untouched",
+          "[store][security]") {
+    // The lock file's record (the highest applied sequence) is written in
+    // place: a hard link would have us overwrite the file it shares.
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    REQUIRE(store->write(Kind::instance, "VI_1", State::backup));
+    write_file(tmp.path() / "victim", "precious\n");
+    auto lock_path = tmp.path() / "state/.locks/instance:VI_2";
+
+    fs::create_symlink(tmp.path() / "victim", lock_path);
+    auto via_symlink = store->lock(Kind::instance, "VI_2");
+    REQUIRE_FALSE(via_symlink);
+    CHECK_FALSE(store->try_lock(Kind::instance, "VI_2"));
+
+    fs::remove(lock_path);
+    fs::create_hard_link(tmp.path() / "victim", lock_path);
+    auto via_link = store->lock(Kind::instance, "VI_2");
+    REQUIRE_FALSE(via_link);
+    CHECK_THAT(via_link.error().message, Catch::Contains("2 links"));
+    CHECK_FALSE(store->try_lock(Kind::instance, "VI_2"));
+    // The stale-temporary sweep only takes locks; it never writes them.
+    REQUIRE(store->remove_stale_temporaries());
+
+    CHECK(read_file(tmp.path() / "victim") == "precious\n");
+    CHECK(store->read(Kind::instance, "VI_1").value() == State::backup);
+    auto other = store->lock(Kind::instance, "VI_1");  // other instances are unaffected
+    REQUIRE(other);
+    REQUIRE(other->set_record({5, 1, 1}));
+    CHECK(other->record().sequence == 5);
+}

@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+// Pending deliveries (<state_dir>/pending/<sink>/instance:NAME) under
+// attack: symlinks, hard links and FIFOs planted at the directories, at an
+// entry's name and at the temporary name. Nothing is written or read
+// through them, and what was already recorded (state files, the journal,
+// other owed deliveries) stays as it was.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "journal.hpp"
+#include "pending.hpp"
+#include "temp_dir.hpp"
+
+using namespace kanotify;
+using kanotify::test::read_file;
+using kanotify::test::TempDir;
+using kanotify::test::write_file;
+namespace fs = std::filesystem;
+
+namespace {
+
+Delivery delivery_of(const std::string& name, State state) {
+    Delivery d;
+    d.event.name = name;
+    d.event.state = state;
+    d.event.priority = 100;
+    d.event.sequence = 7;
+    d.event.time_usec = 1700000000000000;
+    d.router_id = "r-" + name;
+    return d;
+}
+
+// What an attack must leave alone: a state file and a journal line
+// recorded before it.
+struct Recorded {
+    TempDir& tmp;
+    StateStore& store;
+    Journal journal{store, JournalSettings{}};
+
+    Recorded(TempDir& t, StateStore& s) : tmp(t), store(s) {
+        REQUIRE(store.write(Kind::instance, "VI_0", State::master));
+        REQUIRE(journal.append({R"({"type":"transition","name":"VI_0"})"}));
+    }
+    void check_intact() const {
+        CHECK(read_file(tmp.path() / "state/VI_0.state") == "MASTER\n");
+        auto lines = journal.tail(0);
+        REQUIRE(lines);
+        REQUIRE(lines->lines.size() == 1);
+        CHECK(lines->lines[0] == R"({"type":"transition","name":"VI_0"})");
+    }
+};
+
+std::size_t entries_in(const fs::path& dir) {
+    std::size_t n = 0;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+        (void)entry;
+        ++n;
+    }
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("pending store: an entry is written, listed, replaced by a newer one and removed", "[pending]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    auto pending = PendingStore::open(*store, "socket");
+    REQUIRE(pending);
+    REQUIRE(pending->put(delivery_of("VI_1", State::master)));
+    REQUIRE(pending->put(delivery_of("VI_1", State::backup)));
+    auto listed = pending->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->at(0).file == "instance:VI_1");
+    CHECK(listed->at(0).delivery.event.state == State::backup);
+    CHECK(entries_in(tmp.path() / "state/pending/socket") == 1);  // no temporary left behind
+    REQUIRE(pending->remove(Kind::instance, "VI_1"));
+    CHECK(entries_in(tmp.path() / "state/pending/socket") == 0);
+}
+
+TEST_CASE("pending store: a symlink planted at pending or at pending/SINK is refused, its target untouched",
+          "[pending][security]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    Recorded recorded(tmp, *store);
+    fs::create_directory(tmp.path() / "elsewhere");
+
+    fs::create_directory_symlink(tmp.path() / "elsewhere", tmp.path() / "state/pending");
+    auto via_top = PendingStore::open(*store, "socket");
+    REQUIRE_FALSE(via_top);
+    CHECK_THAT(via_top.error().message, Catch::Contains("symlink"));
+    CHECK(entries_in(tmp.path() / "elsewhere") == 0);
+
+    fs::remove(tmp.path() / "state/pending");
+    fs::create_directory(tmp.path() / "state/pending");
+    fs::create_directory_symlink(tmp.path() / "elsewhere", tmp.path() / "state/pending/socket");
+    auto via_sink = PendingStore::open(*store, "socket");
+    REQUIRE_FALSE(via_sink);
+    CHECK_THAT(via_sink.error().message, Catch::Contains("pending/socket"));
+    CHECK(entries_in(tmp.path() / "elsewhere") == 0);
+    CHECK(fs::is_symlink(tmp.path() / "state/pending/socket"));  // reported, not removed behind the operator's back
+    recorded.check_intact();
+}
+
+TEST_CASE("pending store: a symlink planted at an entry's name is neither read nor written through",
+          "[pending][security]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    Recorded recorded(tmp, *store);
+    auto pending = PendingStore::open(*store, "socket");
+    REQUIRE(pending);
+    REQUIRE(pending->put(delivery_of("VI_2", State::backup)));  // owed before the attack
+    auto dir = tmp.path() / "state/pending/socket";
+
+    // The target holds a well-formed entry: following the link would list it.
+    auto forged = delivery_json(delivery_of("VI_1", State::master));
+    write_file(tmp.path() / "victim", forged);
+    fs::create_symlink(tmp.path() / "victim", dir / "instance:VI_1");
+    // A FIFO nobody writes must not block the listing either.
+    REQUIRE(::mkfifo((dir / "instance:VI_3").c_str(), 0600) == 0);
+    std::size_t unreadable = 0;
+    auto listed = pending->list(&unreadable);
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->at(0).file == "instance:VI_2");
+    CHECK(unreadable == 2);
+
+    // Writing replaces the link with a file of our own.
+    REQUIRE(pending->put(delivery_of("VI_1", State::backup)));
+    CHECK(read_file(tmp.path() / "victim") == forged);
+    CHECK_FALSE(fs::is_symlink(dir / "instance:VI_1"));
+    listed = pending->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 2);
+
+    // Removing a link removes the link, never its target.
+    fs::remove(dir / "instance:VI_1");
+    fs::create_symlink(tmp.path() / "victim", dir / "instance:VI_1");
+    REQUIRE(pending->remove(Kind::instance, "VI_1"));
+    CHECK_FALSE(fs::exists(fs::symlink_status(dir / "instance:VI_1")));
+    CHECK(read_file(tmp.path() / "victim") == forged);
+
+    // What was owed before is still owed, and still says what it said.
+    auto owed = read_small_file(pending->dir_fd(), "instance:VI_2", 8192);
+    REQUIRE(owed);
+    REQUIRE(*owed);
+    auto parsed = parse_delivery_json(**owed);
+    REQUIRE(parsed);
+    CHECK(parsed->event.state == State::backup);
+    recorded.check_intact();
+}
+
+TEST_CASE("pending store: a hard link planted at an entry's name is replaced, its target untouched",
+          "[pending][security]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    Recorded recorded(tmp, *store);
+    auto pending = PendingStore::open(*store, "dbus");
+    REQUIRE(pending);
+    write_file(tmp.path() / "victim", "precious\n");
+    fs::create_hard_link(tmp.path() / "victim", tmp.path() / "state/pending/dbus/instance:VI_1");
+    REQUIRE(pending->put(delivery_of("VI_1", State::master)));
+    CHECK(read_file(tmp.path() / "victim") == "precious\n");
+    CHECK(fs::hard_link_count(tmp.path() / "victim") == 1);
+    auto listed = pending->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->at(0).delivery.event.state == State::master);
+    recorded.check_intact();
+}
+
+TEST_CASE("pending store: a symlink planted at the temporary name is not followed", "[pending][security]") {
+    TempDir tmp;
+    write_file(tmp.path() / "victim", "precious\n");
+    int calls = 0;
+    StoreHooks hooks;
+    hooks.temp_suffix = [&calls] { return ++calls == 1 ? std::string("predicted") : std::string("next"); };
+    auto store = StateStore::open(tmp.str("state"), hooks);
+    REQUIRE(store);
+    auto pending = PendingStore::open(*store, "socket");
+    REQUIRE(pending);
+    auto planted = tmp.path() / "state/pending/socket/.instance:VI_1.tmp-predicted";
+    fs::create_symlink(tmp.path() / "victim", planted);
+    REQUIRE(pending->put(delivery_of("VI_1", State::master)));
+    CHECK(calls == 2);  // the planted name was skipped, the next one used
+    CHECK(read_file(tmp.path() / "victim") == "precious\n");
+    CHECK(fs::is_symlink(planted));
+    auto listed = pending->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->at(0).delivery.event.state == State::master);
+
+    // Every name taken: a clear error, the victim still untouched.
+    calls = 0;
+    hooks.temp_suffix = [] { return std::string("predicted"); };
+    auto stuck_store = StateStore::open(tmp.str("state"), hooks);
+    REQUIRE(stuck_store);
+    auto stuck = PendingStore::open(*stuck_store, "socket");
+    REQUIRE(stuck);
+    auto refused = stuck->put(delivery_of("VI_1", State::backup));
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message, Catch::Contains("temporary name"));
+    CHECK(read_file(tmp.path() / "victim") == "precious\n");
+    listed = pending->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->at(0).delivery.event.state == State::master);  // the entry owed before is intact
+}
