@@ -28,11 +28,11 @@ for preset in $presets; do
 done
 
 # Each libFuzzer target for a bounded time (KANOTIFY_FUZZ_SECONDS, default
-# 60; 0 leaves it out), on a scratch copy of its committed corpus: a crash or
-# a broken invariant fails the run and prints the fuzzer's report (the input
+# 20, which keeps a CI run within its budget; 0 leaves it out), on a
+# scratch copy of its committed corpus: a crash or a broken invariant fails the run and prints the fuzzer's report (the input
 # is saved as crash-* beside the scratch corpus). Only the fuzz binaries are
 # built in the clang preset.
-fuzz_seconds=${KANOTIFY_FUZZ_SECONDS:-60}
+fuzz_seconds=${KANOTIFY_FUZZ_SECONDS:-20}
 if [ "$fuzz_seconds" != 0 ]; then
   echo "=== fuzz: each target for ${fuzz_seconds} s"
   fuzz_targets=$(sed -n 's/^set(kanotify_fuzz_targets \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt)
