@@ -330,8 +330,10 @@ int run_fifo(int argc, char** argv) {
     logger().log(Level::info, fmt::format("reading FIFO {} (state directory {})", fifo_path, config->state_dir));
     LineQueue queue;
     ReaderStats stats;
-    std::thread reader([&] { read_fifo(fifo->get(), signal_fd.get(), config->fifo.grace_ms, first, queue, stats); });
+    // Before any thread starts: capability sets belong to a thread, and a
+    // thread started earlier would keep root's full sets.
     drop_privileges(*config);
+    std::thread reader([&] { read_fifo(fifo->get(), signal_fd.get(), config->fifo.grace_ms, first, queue, stats); });
     auto server = start_server(*config);
     dispatch_loop(*dispatcher, *config, queue, server.get());
     reader.join();
