@@ -411,6 +411,11 @@ void AnnounceSession::finish() {
         settle();
 }
 
+void AnnounceSession::abandon() {
+    if (socket_)
+        settle();
+}
+
 std::uint64_t AnnounceSession::packets_sent() const {
     std::uint64_t n = 0;
     for (const auto& o : plan_.outcomes)
