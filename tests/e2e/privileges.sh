@@ -16,6 +16,7 @@
 #
 # Needs root with the capabilities checked here; else "skipped: ..." and 77.
 set -uo pipefail
+export PATH=/usr/sbin:/sbin:$PATH # ip, tcpdump
 
 [ $# -eq 1 ] || {
 	echo "usage: $0 /path/to/kanotify" >&2
@@ -121,8 +122,16 @@ any = [[\"/bin/sh\", \"-c\", \"sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/sta
 # (a bus through /proc/PID/root is shown by systemd_units.sh): an
 # announcement inside a namespace, hooks run as nobody, an agent socket and
 # a metrics textfile in nobody's directories.
-command -v tcpdump >/dev/null || skip "no tcpdump"
-command -v socat >/dev/null || skip "no socat (scripts/deps.sh)"
+# A missing tool skips the rest, never hides a failure above.
+skip_uses() {
+	[ $failures = 0 ] || {
+		echo "$failures check(s) failed"
+		exit 1
+	}
+	skip "$@"
+}
+command -v tcpdump >/dev/null || skip_uses "the uses need tcpdump"
+command -v socat >/dev/null || skip_uses "the uses need socat (scripts/deps.sh)"
 U=$W/uses
 mkdir -p "$U/state" "$U/nobody" "$U/out"
 chmod 0755 "$W" "$U" # the hooks run as nobody
@@ -140,7 +149,7 @@ trap cleanup_uses EXIT
 ip netns add "$ns_a" && ip netns add "$ns_b" &&
 	ip link add ka0 netns "$ns_a" address 02:00:5e:10:00:0c type veth peer name kb0 netns "$ns_b" &&
 	ip -n "$ns_a" link set ka0 up && ip -n "$ns_b" link set kb0 up &&
-	ip -n "$ns_a" addr add 198.51.100.7/24 dev ka0 || skip "cannot make the test namespaces"
+	ip -n "$ns_a" addr add 198.51.100.7/24 dev ka0 || skip_uses "cannot make the test namespaces"
 # The agent listens in a directory only nobody may enter; so is the
 # metrics directory.
 socat -u UNIX-LISTEN:"$U/nobody/agent.sock",fork OPEN:"$U/out/agent-requests",creat,append &
