@@ -59,15 +59,20 @@ EffectiveCapability::EffectiveCapability(std::initializer_list<unsigned> capabil
         return;
     }
     auto permitted = cap_bits(data[0].permitted, data[1].permitted);
-    previous_ = cap_bits(data[0].effective, data[1].effective);
+    auto previous = cap_bits(data[0].effective, data[1].effective);
+    for (int half = 0; half < 2; ++half) {
+        previous_[half][0] = data[half].permitted;
+        previous_[half][1] = data[half].effective;
+        previous_[half][2] = data[half].inheritable;
+    }
     std::uint64_t wanted = 0;
     for (auto cap : capabilities)
         if (cap < 64)
             wanted |= std::uint64_t{1} << cap;
     // Only what is permitted (capset refuses anything else), and nothing to
     // do when it is all raised already (a nested scope).
-    auto effective = previous_ | (wanted & permitted);
-    if (effective != previous_) {
+    auto effective = previous | (wanted & permitted);
+    if (effective != previous) {
         data[0].effective = static_cast<std::uint32_t>(effective);
         data[1].effective = static_cast<std::uint32_t>(effective >> 32);
         raised_ = capset_thread(data);
@@ -80,10 +85,20 @@ EffectiveCapability::~EffectiveCapability() {
     if (!raised_)
         return;
     int saved_errno = errno;
+    // No capget: the sets are what the constructor saw with the raise on
+    // top (a scope nested inside puts back what it found), and capset is
+    // the costly call of the two (new credentials each time).
     __user_cap_data_struct data[2]{};
-    if (capget_thread(data)) {
-        data[0].effective = static_cast<std::uint32_t>(previous_);
-        data[1].effective = static_cast<std::uint32_t>(previous_ >> 32);
+    for (int half = 0; half < 2; ++half) {
+        data[half].permitted = previous_[half][0];
+        data[half].effective = previous_[half][1];
+        data[half].inheritable = previous_[half][2];
+    }
+    if (!capset_thread(data) && capget_thread(data)) {
+        // The permitted set shrank meanwhile: lower the effective set to
+        // what it was, within what is left.
+        data[0].effective = previous_[0][1] & data[0].permitted;
+        data[1].effective = previous_[1][1] & data[1].permitted;
         (void)capset_thread(data);
     }
     errno = saved_errno;

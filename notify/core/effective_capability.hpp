@@ -13,10 +13,10 @@
 //     fd = ::socket(AF_PACKET, ...);
 //
 // Without keep_only() (not root, tests, the neutron monitor) it does
-// nothing at all, not even a system call. With it, two or three system
-// calls (capget, capset, capset): no allocation, no lock, nothing but the
-// calls themselves, so it may also be used in a child between fork() and
-// exec(). Capability sets belong to a thread: the raise is seen by the
+// nothing at all, not even a system call. With it, three system calls
+// (capget and capset on entry, capset on exit): no allocation, no lock,
+// nothing but the calls themselves, so it may also be used in a child
+// between fork() and exec(). Capability sets belong to a thread: the raise is seen by the
 // calling thread only, which is where the operation runs.
 #pragma once
 
@@ -36,7 +36,9 @@ class EffectiveCapability {
     [[nodiscard]] bool raised() const noexcept { return raised_; }
 
   private:
-    std::uint64_t previous_ = 0;  // the effective set to restore
+    // The thread's sets as they were (capget's layout: two 32-bit halves
+    // of permitted, effective, inheritable), put back as they are on exit.
+    std::uint32_t previous_[2][3] = {};
     bool raised_ = false;
 };
 
