@@ -21,6 +21,8 @@ packages=(
   faketime
   # announcer tests and benchmark: captures on the peer side, arping to compare
   tcpdump iputils-arping
+  # least-privilege test: a Unix-socket listener in another user's directory
+  socat
   # packages: man pages, Debian packages and lintian, the RPM spec
   scdoc dpkg-dev debhelper fakeroot lintian rpm
   # libFuzzer targets (the fuzz preset, run for a bounded time by scripts/test.sh)

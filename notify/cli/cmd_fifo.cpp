@@ -19,10 +19,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "announce_refresh.hpp"
 #include "common.hpp"
 #include "dbus_server.hpp"
 #include "state_store.hpp"
@@ -32,6 +34,7 @@
 #include "line_queue.hpp"
 #include "line_splitter.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 #include "unique_fd.hpp"
 
 namespace kanotify::cli {
@@ -145,13 +148,87 @@ UniqueFd wait_for_previous_reader(const std::string& state_dir) {
     return UniqueFd();
 }
 
+// [garp] refresh_s: the instances recorded MASTER when the reader starts
+// (a keepalived reload restarts the reader, not the instances) are
+// refreshed like those that become MASTER later.
+std::unique_ptr<AnnounceRefresher> start_refresher(const Config& config) {
+    auto any = [](const InstanceSettings& s) { return s.garp.enabled && s.garp.refresh_s > 0; };
+    bool configured = any(config.defaults);
+    for (const auto& [name, settings] : config.instances)
+        configured = configured || any(settings);
+    if (!configured)
+        return nullptr;
+    auto store = StateStore::open(config.state_dir);
+    if (!store) {
+        logger().log(Level::error, fmt::format("[garp] refresh_s: cannot open the state directory: {}",
+                                               store.error().describe()),
+                     {}, message_id::failure);
+        return nullptr;
+    }
+    auto shared = std::make_shared<StateStore>(std::move(*store));
+    auto refresher = std::make_unique<AnnounceRefresher>(config, [shared](const std::string& name) {
+        auto state = shared->read(Kind::instance, name);
+        return state ? *state : std::nullopt;
+    });
+    if (auto states = shared->list()) {
+        auto now = AnnounceClock::now();
+        for (const auto& s : *states)
+            if (s.kind == Kind::instance && s.state)
+                refresher->recorded(s.name, *s.state, now);
+    }
+    return refresher;
+}
+
+// Refreshes that ended: journalled, counted, and (between batches) the
+// metrics rewritten; after a batch the batch's own write covers them.
+void journal_refreshes(Dispatcher& dispatcher, AnnounceRefresher& refresher, std::vector<std::string> lines,
+                       bool write_metrics) {
+    if (lines.empty())
+        return;
+    if (auto ok = dispatcher.journal(std::move(lines)); !ok)
+        logger().log(Level::error, fmt::format("journal: {}", ok.error().describe()), {}, message_id::failure);
+    auto counts = refresher.take_counts();
+    if (auto store = StateStore::open(dispatcher.state_dir())) {
+        if (counts.sent)
+            (void)add_to_counter(*store, "announce:sent", counts.sent);
+        if (counts.failed)
+            (void)add_to_counter(*store, "announce:failed", counts.failed);
+    }
+    if (!write_metrics)
+        return;
+    if (auto metrics = dispatcher.write_metrics(); !metrics)
+        logger().log(Level::warning, fmt::format("metrics: {}", metrics.error().describe()));
+}
+
 void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queue, DbusServer* server) {
     auto delay = test_action_delay();
     auto reader_lock = wait_for_previous_reader(config.state_dir);
+    auto refresher = start_refresher(config);
     while (true) {
-        auto batch = queue.take(max_batch_lines);
-        if (batch.empty())
-            return;
+        // The refresh runs here, in the dispatching thread, only when no
+        // line is waiting: take_until() hands over queued lines at once,
+        // and a refresh starts only once it found none. So a BACKUP line
+        // already read is always dispatched (and cancels the refresh)
+        // before a refresh could announce for a node that is no longer
+        // MASTER, and a line never waits for more than one refresh step,
+        // which never sleeps: preparing a session (a setns, one netlink
+        // query) and sending the packets due; the repeats are woken for.
+        std::vector<ReceivedLine> batch;
+        auto wake = refresher ? refresher->next_wake() : std::nullopt;
+        if (wake) {
+            batch = queue.take_until(max_batch_lines, *wake);
+            if (batch.empty()) {
+                if (queue.finished())
+                    return;
+                if (AnnounceClock::now() >= *wake)
+                    journal_refreshes(dispatcher, *refresher, refresher->run_due(AnnounceClock::now()), true);
+                continue;
+            }
+        } else {
+            batch = queue.take(max_batch_lines);
+            if (batch.empty())
+                return;
+        }
         std::vector<Event> events;
         std::vector<std::string> notes;
         for (auto& line : batch) {
@@ -188,6 +265,15 @@ void dispatch_loop(Dispatcher& dispatcher, const Config& config, LineQueue& queu
             logger().log(Level::error, fmt::format("journal: {}", outcomes.error().describe()), {},
                          message_id::failure);
             continue;
+        }
+        if (refresher) {
+            // After the batch: a MASTER (re)starts the instance's period,
+            // anything else recorded cancels it.
+            auto now = AnnounceClock::now();
+            for (std::size_t i = 0; i < events.size(); ++i)
+                if (events[i].kind == Kind::instance && (*outcomes)[i].status == Status::applied)
+                    refresher->recorded(events[i].name, events[i].state, now);
+            journal_refreshes(dispatcher, *refresher, refresher->take_lines(), false);
         }
         if (auto metrics = dispatcher.write_metrics(); !metrics)
             logger().log(Level::warning, fmt::format("metrics: {}", metrics.error().describe()));
@@ -338,8 +424,10 @@ int run_fifo(int argc, char** argv) {
     logger().log(Level::info, fmt::format("reading FIFO {} (state directory {})", fifo_path, config->state_dir));
     LineQueue queue;
     ReaderStats stats;
-    std::thread reader([&] { read_fifo(fifo->get(), signal_fd.get(), config->fifo.grace_ms, first, queue, stats); });
+    // Before any thread starts: capability sets belong to a thread, and a
+    // thread started earlier would keep root's full sets.
     drop_privileges(*config);
+    std::thread reader([&] { read_fifo(fifo->get(), signal_fd.get(), config->fifo.grace_ms, first, queue, stats); });
     auto server = start_server(*config);
     dispatch_loop(*dispatcher, *config, queue, server.get());
     reader.join();

@@ -107,7 +107,9 @@ void drop_privileges(const Config& config) {
     if (!dropped)
         logger().log(Level::warning, fmt::format("capabilities not reduced: {}", dropped.error().describe()));
     else if (*dropped)
-        logger().log(Level::debug, fmt::format("capabilities kept: {}", needs.describe()));
+        logger().log(Level::debug, fmt::format("capabilities: permitted {}, effective set empty between uses "
+                                               "(each use raises its capability for the one operation)",
+                                               needs.describe()));
 }
 
 }  // namespace kanotify::cli

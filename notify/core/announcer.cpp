@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/if_arp.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -24,6 +25,7 @@
 
 #include <fmt/format.h>
 
+#include "effective_capability.hpp"
 #include "kanotify/event.hpp"
 #include "libnl_api.hpp"
 #include "netns.hpp"
@@ -66,11 +68,16 @@ Result<void> in_netns(const std::string& netns, const std::function<void()>& bod
     UniqueFd own(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
     if (!own)
         return system_error("cannot open our own network namespace", errno);
-    if (::setns(target.get(), CLONE_NEWNET) != 0)
-        return system_error(fmt::format("cannot enter network namespace {}", quote(path)), errno);
+    // CAP_SYS_ADMIN for each setns() alone: the body runs without it.
+    {
+        EffectiveCapability raise({CAP_SYS_ADMIN});
+        if (::setns(target.get(), CLONE_NEWNET) != 0)
+            return system_error(fmt::format("cannot enter network namespace {}", quote(path)), errno);
+    }
     body();
     // Staying in the wrong namespace would misdirect everything after this
     // (as in socket_in_netns): there is no safe way to continue.
+    EffectiveCapability raise({CAP_SYS_ADMIN});
     if (::setns(own.get(), CLONE_NEWNET) != 0)
         std::abort();
     return {};
@@ -304,11 +311,15 @@ AnnounceSession AnnounceSession::prepare(const std::string& netns, const std::st
     Result<InterfaceFacts> facts = make_error(ErrorKind::system, "not read");
     auto entered = in_netns(netns, [&] {
         // Protocol 0: this socket sends only; nothing is queued to it.
-        session.socket_.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
-        if (!session.socket_) {
+        // Sending on it later needs no capability: CAP_NET_RAW is raised
+        // for its creation alone.
+        {
+            EffectiveCapability raise({CAP_NET_RAW});
+            session.socket_.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
             socket_errno = errno;
-            return;
         }
+        if (!session.socket_)
+            return;
         facts = read_facts(interface);
     });
     if (!entered)
@@ -396,6 +407,11 @@ void AnnounceSession::finish() {
         std::this_thread::sleep_until(*due);
         send_due();
     }
+    if (socket_)
+        settle();
+}
+
+void AnnounceSession::abandon() {
     if (socket_)
         settle();
 }

@@ -93,6 +93,10 @@ class AnnounceSession {
     [[nodiscard]] std::optional<AnnounceClock::time_point> next_due() const;
     // Sleeps and sends until the schedule is done, then closes the socket.
     void finish();
+    // Stops at once: the packets not sent yet are dropped, the socket is
+    // closed, and the outcomes say what went out (a refresh cut short by a
+    // state other than MASTER).
+    void abandon();
 
     [[nodiscard]] const std::vector<AddressOutcome>& outcomes() const { return plan_.outcomes; }
     [[nodiscard]] const std::string& error() const { return plan_.error; }

@@ -271,9 +271,6 @@ void note_future(const toml::table& t, const std::string& where, std::vector<std
     for (auto key : future_tables)
         if (t.contains(key))
             out.push_back(fmt::format("{}[{}]", where, key));
-    // The announcer acts on [garp], but not yet on its periodic refresh.
-    if (const auto* garp = t["garp"].as_table(); garp && garp->contains("refresh_s"))
-        out.push_back(fmt::format("{}[garp] refresh_s", where));
 }
 
 Result<void> read_top(const toml::table& t, const std::string& origin, Config& c) {

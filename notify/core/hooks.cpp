@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "effective_capability.hpp"
 #include "json_line.hpp"
 
 #include "unique_fd.hpp"
@@ -62,6 +64,10 @@ struct Account {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::signal(SIGPIPE, SIG_DFL);
     if (user) {
+        // Raised in the child alone (it inherited the forking thread's
+        // empty effective set); setuid() to another user clears every set,
+        // so nothing is lowered again. Capget/capset only: safe after fork.
+        EffectiveCapability raise({CAP_SETUID, CAP_SETGID});
         if (::setgroups(user->groups.size(), user->groups.data()) != 0 || ::setgid(user->gid) != 0 ||
             ::setuid(user->uid) != 0)
             ::_exit(126);
@@ -191,11 +197,14 @@ HookRun run_hook(const Argv& argv, const std::vector<std::string>& environment, 
             break;
         auto now = Clock::now();
         if (!exited && now >= deadline && !term_sent) {
+            // A hook run as another user is signalled with CAP_KILL.
+            EffectiveCapability raise({CAP_KILL});
             ::kill(-child, SIGTERM);
             term_sent = true;
             run.result = HookResult::timed_out;
         }
         if (!exited && term_sent && !kill_sent && now >= deadline + hook_kill_grace) {
+            EffectiveCapability raise({CAP_KILL});
             ::kill(-child, SIGKILL);
             kill_sent = true;
         }
@@ -216,8 +225,10 @@ HookRun run_hook(const Argv& argv, const std::vector<std::string>& environment, 
             }
         }
     }
-    if (term_sent)
+    if (term_sent) {
+        EffectiveCapability raise({CAP_KILL});
         ::kill(-child, SIGKILL);  // whatever of its group is still there
+    }
     run.duration_usec = usec_since(start);
     if (run.result == HookResult::timed_out) {
         run.exit_status = WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <iterator>
 #include <cstdint>
@@ -46,6 +47,23 @@ class LineQueue {
     std::vector<ReceivedLine> take(std::size_t limit) {
         std::unique_lock lock(mutex_);
         ready_.wait(lock, [this] { return head_ < queue_.size() || closed_; });
+        return take_locked(limit);
+    }
+    // As take(), but gives up at `deadline` (CLOCK_MONOTONIC) with an empty
+    // batch; finished() tells that apart from a closed, drained queue. A
+    // deadline already past takes what is queued without waiting.
+    std::vector<ReceivedLine> take_until(std::size_t limit, std::chrono::steady_clock::time_point deadline) {
+        std::unique_lock lock(mutex_);
+        ready_.wait_until(lock, deadline, [this] { return head_ < queue_.size() || closed_; });
+        return take_locked(limit);
+    }
+    bool finished() {
+        std::lock_guard lock(mutex_);
+        return closed_ && head_ == queue_.size();
+    }
+
+  private:
+    std::vector<ReceivedLine> take_locked(std::size_t limit) {
         auto count = std::min(limit, queue_.size() - head_);
         std::vector<ReceivedLine> out(std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(head_)),
                                       std::make_move_iterator(queue_.begin() +
@@ -63,7 +81,6 @@ class LineQueue {
         return out;
     }
 
-  private:
     std::mutex mutex_;
     std::condition_variable ready_;
     std::vector<ReceivedLine> queue_;

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -12,6 +13,8 @@
 #include <charconv>
 
 #include <fmt/format.h>
+
+#include "effective_capability.hpp"
 
 namespace kanotify {
 
@@ -149,6 +152,9 @@ Result<void> write_textfile(const std::string& path, std::string_view text) {
                                                          quote(path)));
     auto dir_path = slash == 0 ? std::string("/") : path.substr(0, slash);
     auto file = path.substr(slash + 1);
+    // node_exporter's directory usually belongs to its own user: the whole
+    // write (open, create, rename, clean-up) is done with CAP_DAC_OVERRIDE.
+    EffectiveCapability raise({CAP_DAC_OVERRIDE});
     UniqueFd dir(::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!dir)
         return system_error(fmt::format("cannot open the directory of {}", quote(path)), errno);

@@ -2,6 +2,7 @@
 #include "netns.hpp"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "effective_capability.hpp"
 #include "kanotify/event.hpp"
 
 namespace kanotify {
@@ -74,15 +76,21 @@ Result<UniqueFd> socket_in_netns(const std::string& netns, int domain, int type,
     UniqueFd own(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
     if (!own)
         return system_error("cannot open our own network namespace", errno);
-    if (::setns(target.get(), CLONE_NEWNET) != 0)
-        return system_error(fmt::format("cannot enter network namespace {}", quote(path)), errno);
-    // A socket belongs to the namespace it was created in, for its lifetime.
-    UniqueFd fd(::socket(domain, type | SOCK_CLOEXEC, protocol));
-    int socket_errno = errno;
-    if (::setns(own.get(), CLONE_NEWNET) != 0) {
-        // Staying in the wrong namespace would misdirect everything after
-        // this; there is no safe way to continue.
-        std::abort();
+    UniqueFd fd;
+    int socket_errno = 0;
+    {
+        // Both setns() calls, the way in and the way back, need it.
+        EffectiveCapability raise({CAP_SYS_ADMIN});
+        if (::setns(target.get(), CLONE_NEWNET) != 0)
+            return system_error(fmt::format("cannot enter network namespace {}", quote(path)), errno);
+        // A socket belongs to the namespace it was created in, for its lifetime.
+        fd.reset(::socket(domain, type | SOCK_CLOEXEC, protocol));
+        socket_errno = errno;
+        if (::setns(own.get(), CLONE_NEWNET) != 0) {
+            // Staying in the wrong namespace would misdirect everything after
+            // this; there is no safe way to continue.
+            std::abort();
+        }
     }
     if (!fd)
         return system_error(fmt::format("cannot create a socket in network namespace {}", quote(path)), socket_errno);

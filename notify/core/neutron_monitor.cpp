@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
@@ -21,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "effective_capability.hpp"
 #include "kanotify/event.hpp"
 #include "netns.hpp"
 
@@ -419,7 +421,9 @@ void remove_pid_file(const std::string& path, pid_t pid) noexcept {
 namespace {
 
 [[noreturn]] void exec_in_netns(int netns_fd, char* const* argv, int output) {
-    // Only async-signal-safe calls between fork() and execve().
+    // Only async-signal-safe calls between fork() and execve() (the raise
+    // is capget/capset; a no-op unless keep_only() emptied the effective set).
+    EffectiveCapability raise({CAP_SYS_ADMIN});
     if (netns_fd >= 0 && ::setns(netns_fd, CLONE_NEWNET) != 0) {
         static constexpr char message[] = "kanotify: cannot enter the router's network namespace\n";
         (void)!::write(output, message, sizeof message - 1);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "privileges.hpp"
 
+#include "effective_capability.hpp"
+
 #include <cap-ng.h>
 #include <dlfcn.h>
 #include <linux/capability.h>
@@ -119,14 +121,17 @@ Result<bool> keep_only(const CapabilityNeeds& needs) {
         return make_error(ErrorKind::system, "cannot read this process's capabilities");
     // Only the permitted and effective sets: inheritable and ambient are
     // empty for a root process anyway, and the bounding set stays (see the
-    // header).
+    // header). The needs go into the permitted set alone: the effective
+    // set stays empty, and each use raises its capability around itself
+    // (EffectiveCapability).
     capng.capng_clear(CAPNG_SELECT_CAPS);
     for (auto cap : needs.capabilities())
-        if (capng.capng_update(CAPNG_ADD, static_cast<capng_type_t>(CAPNG_EFFECTIVE | CAPNG_PERMITTED), cap) != 0)
+        if (capng.capng_update(CAPNG_ADD, CAPNG_PERMITTED, cap) != 0)
             return make_error(ErrorKind::system, fmt::format("cannot keep capability {}", cap));
     if (capng.capng_apply(CAPNG_SELECT_CAPS) != 0)
         return make_error(ErrorKind::system, fmt::format("cannot reduce this process's capabilities to {}",
                                                          needs.describe()));
+    set_effective_on_demand(true);
     return true;
 }
 

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Least privilege. Run as root (keepalived runs notify scripts as root unless
-// script_user says otherwise), kanotify keeps in its permitted and effective
-// sets only the capabilities its configured actions need, through libcap-ng
-// (dlopen()ed, and only when running as root):
+// script_user says otherwise), kanotify keeps in its permitted set only the
+// capabilities its configured actions need, through libcap-ng (dlopen()ed,
+// and only when running as root), and empties its effective set: each use
+// raises its capability for the one operation (EffectiveCapability,
+// effective_capability.hpp) and lowers it again:
 //   CAP_SYS_ADMIN     setns() into an instance's network namespace
 //   CAP_NET_RAW       the announcer's packet socket
 //   CAP_DAC_OVERRIDE  connecting to an agent's socket that another user owns,
@@ -38,8 +40,11 @@ struct CapabilityNeeds {
 // What the configuration (with the command line's settings merged in) needs.
 [[nodiscard]] CapabilityNeeds capabilities_for(const Config& config);
 
-// When the effective uid is 0: permitted and effective sets reduced to
-// `needs`. Returns whether anything was dropped (false when not root). An
+// When the effective uid is 0: permitted set reduced to `needs`, effective
+// set emptied (raised around each use from then on; must run before any
+// other thread exists, as capability sets belong to a thread and a thread
+// started later inherits its creator's). Returns whether anything was
+// dropped (false when not root). An
 // error leaves the process as it was: the caller logs it and goes on, since
 // recording the state matters more than the reduction.
 [[nodiscard]] Result<bool> keep_only(const CapabilityNeeds& needs);

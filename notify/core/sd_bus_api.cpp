@@ -2,12 +2,16 @@
 #include "sd_bus_api.hpp"
 
 #include <dlfcn.h>
+#include <linux/capability.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
+
+#include "effective_capability.hpp"
 
 namespace kanotify {
 
@@ -40,8 +44,15 @@ Result<BusPtr> open_bus(const SdBusApi& api, const std::string& bus, std::uint64
         r = api.sd_bus_negotiate_fds(raw, 0);
     if (r >= 0)
         r = api.sd_bus_set_method_call_timeout(raw, timeout_usec);
-    if (r >= 0)
+    if (r >= 0) {
+        // A bus reached through another process's root (a container's
+        // systemd) is opened with CAP_SYS_PTRACE: the connect() in
+        // sd_bus_start() resolves /proc/PID/root.
+        std::optional<EffectiveCapability> raise;
+        if (address.starts_with("unix:path=/proc/"))
+            raise.emplace(std::initializer_list<unsigned>{CAP_SYS_PTRACE});
         r = api.sd_bus_start(raw);
+    }
     if (r < 0)
         return make_error(ErrorKind::unavailable,
                           fmt::format("cannot connect to the {} bus ({}): {}", bus, address, std::strerror(-r)));

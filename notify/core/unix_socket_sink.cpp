@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "unix_socket_sink.hpp"
 
+#include <linux/capability.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -13,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "effective_capability.hpp"
 #include "unique_fd.hpp"
 
 namespace kanotify {
@@ -61,7 +63,13 @@ AttemptResult UnixSocketSink::attempt(const std::string& request) const {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd)
         return failure(fmt::format("cannot create a socket: {}", std::strerror(errno)));
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    int connected = 0;
+    {
+        // The agent's socket (or its directory) may belong to another user.
+        EffectiveCapability raise({CAP_DAC_OVERRIDE});
+        connected = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address);
+    }
+    if (connected != 0) {
         // A Unix stream socket whose listen backlog is full answers EAGAIN
         // to a non-blocking connect: the agent is busy, not gone.
         int err = errno;

@@ -8,7 +8,9 @@
 // otherwise.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -347,4 +349,79 @@ TEST_CASE("announce: 256 addresses go out at the configured rate", "[announce][r
     CHECK(std::unique(targets.begin(), targets.end()) == targets.end());
     REQUIRE(result.announce_lines.size() == 1);
     CHECK(result.announce_lines[0]["packets_sent"] == 256);
+}
+
+// [garp] refresh_s in the resident front-end: a FIFO reader re-announces a
+// MASTER instance every refresh_s seconds, and stops at BACKUP.
+TEST_CASE("announce: the FIFO reader refreshes a MASTER instance every refresh_s and stops at BACKUP",
+          "[announce][refresh]") {
+    Segment seg;
+    TempDir tmp;
+    must(fmt::format("ip -n {} addr add 198.51.100.1/24 dev ka0", seg.a));
+    auto config = tmp.str("kanotify.toml");
+    std::ofstream(config) << fmt::format("state_dir = \"{}\"\n[dbus]\nsignal = false\n[garp]\ncount = 1\n"
+                                         "refresh_s = 1\n[instance.VI_1]\nnamespace = \"{}\"\ninterface = \"ka0\"\n",
+                                         tmp.str("state"), seg.a);
+    std::filesystem::create_directories(tmp.str("state"));
+    auto fifo = tmp.str("fifo");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    seg.start_capture(tmp.str("capture.pcap"), tmp.str("tcpdump.log"));
+    pid_t reader = spawn({KANOTIFY_BINARY, "fifo", "--config", config, "--log-target", "stderr", fifo},
+                         tmp.str("reader.out"), tmp.str("reader.err"));
+    // The reader holds the FIFO open read-write: a non-blocking writer gets
+    // ENXIO until then.
+    int writer = -1;
+    for (int waited = 0; (writer = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0; waited += 10) {
+        REQUIRE(waited < 5000);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    auto write_line = [&](const std::string& line) {
+        REQUIRE(::write(writer, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    };
+    auto now_usec = [] {
+        return std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    };
+    auto master_at = now_usec();
+    write_line("INSTANCE \"VI_1\" MASTER 100\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(3600));
+    auto backup_at = now_usec();
+    write_line("INSTANCE \"VI_1\" BACKUP 100\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    auto frames = seg.stop_capture();
+    ::close(writer);
+    ::kill(reader, SIGTERM);
+    CHECK(wait_status(reader) == 0);
+
+    auto journal = slurp(tmp.str("state/journal.jsonl"));
+    INFO("reader: " << slurp(tmp.str("reader.err")) << "\njournal: " << journal.substr(0, 4000));
+    std::size_t before = 0, after = 0;
+    for (const auto& f : frames) {
+        CHECK(is_arp(f));
+        CHECK(bytes(f, 28, 4) == std::vector<std::uint8_t>{198, 51, 100, 1});  // sender protocol address
+        (f.time_usec < backup_at ? before : after) += 1;
+        CHECK(f.time_usec >= master_at);
+    }
+    // The transition's own frame and at least two refreshes in 3.6 s (one a
+    // second; generous for a loaded machine), none once BACKUP is recorded
+    // (a frame racing the BACKUP line is allowed within 100 ms).
+    CHECK(before >= 3);
+    for (const auto& f : frames)
+        CHECK_FALSE(f.time_usec > backup_at + 100000);
+    std::vector<json> refreshes;
+    std::istringstream lines(journal);
+    for (std::string line; std::getline(lines, line);) {
+        auto j = json::parse(line);
+        if (j["type"] == "announce" && j.value("reason", "") == "refresh")
+            refreshes.push_back(j);
+    }
+    REQUIRE(refreshes.size() >= 2);
+    for (const auto& r : refreshes) {
+        CHECK(r["name"] == "VI_1");
+        CHECK(r["outcome"] == "sent");
+        CHECK(r["packets_sent"] == 1);
+        CHECK(r["time_usec"].get<std::int64_t>() <= backup_at + 100000);
+    }
+    CHECK(refreshes.size() + 1 == before + after);
 }
