@@ -273,5 +273,6 @@ for node in a b; do
 	check_node "$node" || ok=0
 done
 ((ok)) || fail "final states differ from keepalived's"
-echo "PASS: N=$N, reload mid-storm: old reader gone after $old_gone_ms ms, every state file and consumer right ($(kn_ms_since "$started") ms in all)"
+by_new=$(grep -c "\"type\":\"transition\".*\"pid\":$new_b," "$(kn_state_dir b)/journal.jsonl")
+echo "PASS: N=$N, reload mid-storm: old reader gone after $old_gone_ms ms, the new one recorded $by_new transitions, every state file and consumer right ($(kn_ms_since "$started") ms in all)"
 exit 0
