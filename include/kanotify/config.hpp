@@ -82,7 +82,7 @@ struct JournalSettings {
 };
 
 struct FifoSettings {
-    std::int64_t grace_ms = 500;  // keep reading after SIGTERM (keepalived's final STOP lines)
+    std::int64_t grace_ms = 800;  // after SIGTERM: read until EOF, at most this long (keepalived's STOP lines)
     bool checker_lines = true;    // journal VS/RS lines of the global notify_fifo
 };
 

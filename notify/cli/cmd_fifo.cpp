@@ -6,8 +6,9 @@
 // drains the FIFO into memory, and another dispatches what was read in
 // batches (one durable commit per batch); a slow action can delay the
 // dispatch but never the reading. Nothing but SIGTERM/SIGINT ends it, and
-// even then it reads on for the grace period: keepalived writes its final
-// STOP lines after signalling us, and SIGKILLs us about a second later.
+// even then it reads on until keepalived closes the FIFO or the grace
+// period ends: keepalived writes its final STOP lines after signalling us,
+// and SIGKILLs us about a second later (fifo_end.hpp has the details).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -27,6 +29,7 @@
 #include "announce_refresh.hpp"
 #include "common.hpp"
 #include "dbus_server.hpp"
+#include "fifo_end.hpp"
 #include "state_store.hpp"
 #include "kanotify/dispatch.hpp"
 #include "kanotify/exit_code.hpp"
@@ -52,21 +55,31 @@ struct ReaderStats {
     std::uint64_t overlong = 0;
 };
 
-// Reads until the grace period after SIGTERM/SIGINT has passed.
-void read_fifo(int fifo_fd, int signal_fd, std::int64_t grace_ms, std::uint64_t next_sequence, LineQueue& queue,
+// After SIGTERM/SIGINT the write end we held is dropped (FifoEnd::leave)
+// and reading goes on until no writer is left (keepalived closed its end:
+// a reload, or keepalived gone) or until the deadline, grace_ms after the
+// signal (a shutdown: keepalived writes its STOP lines after the signal and
+// closes its end only after its SIGKILL timer). A reader that opened the
+// FIFO after the writer gets no POLLHUP when that writer closes, so once
+// leaving, read() is tried at least every 10 ms and its 0 is the EOF.
+void read_fifo(FifoEnd& fifo, int signal_fd, std::int64_t grace_ms, std::uint64_t next_sequence, LineQueue& queue,
                ReaderStats& stats) {
+    constexpr std::int64_t eof_check_ms = 10;
     LineSplitter splitter(max_fifo_line);
     std::optional<std::int64_t> deadline;
     std::vector<char> buffer(65536);
+    const char* ended = "";
     while (true) {
         int timeout = -1;
         if (deadline) {
             auto left = *deadline - monotonic_ms();
-            if (left <= 0)
+            if (left <= 0) {
+                ended = "the deadline after the signal passed with a writer still holding the FIFO";
                 break;
-            timeout = static_cast<int>(left);
+            }
+            timeout = static_cast<int>(std::min(left, eof_check_ms));
         }
-        pollfd fds[2] = {{fifo_fd, POLLIN, 0}, {signal_fd, POLLIN, 0}};
+        pollfd fds[2] = {{fifo.fd(), POLLIN, 0}, {signal_fd, POLLIN, 0}};
         int ready = ::poll(fds, 2, timeout);
         if (ready < 0 && errno == EINTR)
             continue;
@@ -80,22 +93,29 @@ void read_fifo(int fifo_fd, int signal_fd, std::int64_t grace_ms, std::uint64_t 
                 if (info.ssi_signo == SIGHUP) {
                     logger().log(Level::info, "SIGHUP ignored: keepalived restarts its FIFO script on reload");
                 } else if (!deadline) {
-                    logger().log(Level::info, fmt::format("signal {} received: reading {} ms more for the final "
-                                                          "lines, then exiting",
+                    logger().log(Level::info, fmt::format("signal {} received: reading until keepalived closes the "
+                                                          "FIFO, at most {} ms more, then exiting",
                                                           info.ssi_signo, grace_ms));
                     deadline = monotonic_ms() + grace_ms;
+                    if (!fifo.leave()) {
+                        ended = "a new reader took the FIFO over";
+                        break;
+                    }
                 }
             }
         }
-        if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+        if (!fifo.leaving() && !(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         // Drain everything available now: the pipe must not stay full.
+        bool eof = false;
         while (true) {
-            auto n = ::read(fifo_fd, buffer.data(), buffer.size());
+            auto n = ::read(fifo.fd(), buffer.data(), buffer.size());
             if (n < 0 && errno == EINTR)
                 continue;
+            if (n == 0)
+                eof = true;  // only once leaving: until then we hold a write end ourselves
             if (n <= 0)
-                break;  // EAGAIN: drained (we hold a write end, so no EOF)
+                break;  // EAGAIN: drained
             auto now = realtime_usec();
             std::vector<ReceivedLine> lines;
             splitter.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)),
@@ -106,7 +126,15 @@ void read_fifo(int fifo_fd, int signal_fd, std::int64_t grace_ms, std::uint64_t 
                           });
             queue.push(std::move(lines));
         }
+        if (eof) {
+            ended = "every writer has closed the FIFO";
+            break;
+        }
     }
+    fifo.release();
+    if (deadline)
+        logger().log(Level::info, fmt::format("stopped reading after {} ms: {}",
+                                              monotonic_ms() - (*deadline - grace_ms), ended));
     if (!splitter.pending().empty())
         logger().log(Level::warning, fmt::format("exiting with an unterminated line discarded: {}",
                                                  quote(splitter.pending())));
@@ -126,7 +154,7 @@ std::chrono::microseconds test_action_delay() {
 // twice (queue and batch) in memory at once.
 constexpr std::size_t max_batch_lines = 4096;
 
-// On a keepalived reload the old reader is still finishing (grace period)
+// On a keepalived reload the old reader may still be dispatching its backlog
 // when the new one starts: the new one reads at once but dispatches only
 // once the old one is done, so the store sees the old lines first. Bounded:
 // keepalived SIGKILLs the old reader about a second after its SIGTERM.
@@ -342,28 +370,6 @@ std::unique_ptr<DbusServer> start_server(const Config& config) {
     return std::move(*server);
 }
 
-Result<UniqueFd> open_fifo(const std::string& path) {
-    // O_RDWR: we hold a write end ourselves, so opening never blocks on
-    // keepalived and a writer closing never reads as EOF.
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-    if (!fd)
-        return system_error(fmt::format("cannot open FIFO {}", quote(path)), errno);
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0)
-        return system_error(fmt::format("cannot stat FIFO {}", quote(path)), errno);
-    if (!S_ISFIFO(st.st_mode))
-        return make_error(ErrorKind::usage, fmt::format("{} is not a FIFO", quote(path)));
-    // Whoever can write the FIFO decides which transitions (and hooks) run.
-    // keepalived creates it 0644 and gives it to the script's user; one that
-    // already existed (planted in /tmp, say) is used as it is.
-    if ((st.st_uid != ::geteuid() && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-        return make_error(ErrorKind::usage,
-                          fmt::format("refusing FIFO {}: it must belong to uid {} or root and be writable by no "
-                                      "one else (owner uid {}, mode {:04o})",
-                                      quote(path), ::geteuid(), st.st_uid, st.st_mode & 07777));
-    return fd;
-}
-
 }  // namespace
 
 int run_fifo(int argc, char** argv) {
@@ -373,7 +379,7 @@ int run_fifo(int argc, char** argv) {
     add_global_options(app, global);
     std::string fifo_path;
     std::optional<std::int64_t> grace_ms;
-    app.add_option("--grace-ms", grace_ms, "keep reading this long after SIGTERM (default 500)")
+    app.add_option("--grace-ms", grace_ms, "after SIGTERM, read at most this long while a writer still holds the FIFO (default 800)")
         ->check(CLI::Range(0, 900));
     app.add_option("fifo", fifo_path, "the FIFO keepalived passes as the last argument")->required();
     if (auto code = parse(app, argc, argv))
@@ -397,17 +403,12 @@ int run_fifo(int argc, char** argv) {
         return report(system_error("cannot create a signalfd", errno).value());
     ::signal(SIGPIPE, SIG_IGN);
 
-    auto fifo = open_fifo(fifo_path);
+    // Two readers on one FIFO would each get some of the lines, and their
+    // order would be lost: a second one refuses, unless the first one is
+    // leaving (a reload that reuses the FIFO), which it waits for.
+    auto fifo = FifoEnd::claim(fifo_path);
     if (!fifo)
         return report(fifo.error());
-    // Two readers on one FIFO would each get some of the lines, and their
-    // order would be lost: the second one refuses. (A keepalived reload
-    // makes a new FIFO, so the next reader is not held up by this.)
-    if (::flock(fifo->get(), LOCK_EX | LOCK_NB) != 0)
-        return report(Error{ErrorKind::usage, {},
-                            fmt::format("another process already reads the FIFO {}: a second reader would "
-                                        "take lines from it and break their order",
-                                        quote(fifo_path))});
     auto dispatcher = Dispatcher::open(*config);
     if (!dispatcher)
         return report(dispatcher.error());
@@ -427,7 +428,7 @@ int run_fifo(int argc, char** argv) {
     // Before any thread starts: capability sets belong to a thread, and a
     // thread started earlier would keep root's full sets.
     drop_privileges(*config);
-    std::thread reader([&] { read_fifo(fifo->get(), signal_fd.get(), config->fifo.grace_ms, first, queue, stats); });
+    std::thread reader([&] { read_fifo(*fifo, signal_fd.get(), config->fifo.grace_ms, first, queue, stats); });
     auto server = start_server(*config);
     dispatch_loop(*dispatcher, *config, queue, server.get());
     reader.join();

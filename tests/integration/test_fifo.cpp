@@ -76,6 +76,20 @@ class FifoReader {
 
     void signal(int sig) { ::kill(pid_, sig); }
 
+    // keepalived closing its end of the FIFO (a reload; or keepalived gone).
+    void close_writer() {
+        ::close(fd_);
+        fd_ = -1;
+    }
+
+    int wait() {
+        auto status = wait_status(pid_);
+        pid_ = -1;
+        return status;
+    }
+
+    [[nodiscard]] const std::string& path() const { return fifo_; }
+
     int terminate_and_wait(const std::vector<std::string>& after_signal = {}) {
         ::kill(pid_, SIGTERM);
         for (const auto& line : after_signal)
@@ -417,4 +431,87 @@ TEST_CASE("fifo: a FIFO others can write, or that belongs to another user, is re
     REQUIRE(ok.write_line("INSTANCE \"VI_0\" BACKUP 100"));
     CHECK(ok.terminate_and_wait() == 0);
     CHECK(read_file(tmp.path() / "state/VI_0.state") == "BACKUP\n");
+}
+
+TEST_CASE("fifo: after SIGTERM the reader records lines until keepalived closes the FIFO, past 500 ms, then exits "
+          "at once",
+          "[fifo][signals]") {
+    TempDir tmp;
+    FifoReader reader(tmp, {}, "[fifo]\ngrace_ms = 900\n");
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(reader.write_line(fmt::format("INSTANCE \"VI_{}\" MASTER 100", i)));
+    auto signalled = std::chrono::steady_clock::now();
+    reader.signal(SIGTERM);
+    // keepalived removes the addresses of 500 instances before it writes
+    // their STOP lines: on a loaded machine that took longer than 500 ms.
+    std::this_thread::sleep_until(signalled + std::chrono::milliseconds(600));
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(reader.write_line(fmt::format("INSTANCE \"VI_{}\" STOP 0", i)));
+    auto closed = std::chrono::steady_clock::now();
+    reader.close_writer();
+    CHECK(reader.wait() == 0);
+    auto exited = std::chrono::steady_clock::now();
+    auto err = reader.err();
+    INFO(err);
+    CHECK_THAT(err, Catch::Contains("every writer has closed the FIFO"));
+    CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(exited - closed).count() < 250);
+    for (int i = 0; i < 20; ++i)
+        CHECK(read_file(tmp.path() / fmt::format("state/VI_{}.state", i)) == "STOP\n");
+    CHECK(journal(tmp, "transition").size() == 40);
+}
+
+TEST_CASE("fifo: a writer that keeps the FIFO open past the deadline ends the reading at the deadline",
+          "[fifo][signals]") {
+    TempDir tmp;
+    FifoReader reader(tmp, {}, "[fifo]\ngrace_ms = 200\n");
+    REQUIRE(reader.write_line("INSTANCE \"VI_1\" MASTER 100"));
+    auto signalled = std::chrono::steady_clock::now();
+    reader.signal(SIGTERM);
+    CHECK(reader.wait() == 0);
+    auto elapsed = std::chrono::steady_clock::now() - signalled;
+    CHECK(elapsed >= std::chrono::milliseconds(200));
+    CHECK_THAT(reader.err(), Catch::Contains("the deadline after the signal passed"));
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "MASTER\n");
+}
+
+TEST_CASE("fifo: a reload that reuses the FIFO: the new reader waits for the leaving one, no line lost or reordered",
+          "[fifo][reload]") {
+    // keepalived unlinks only a FIFO it created itself: when the path was
+    // already there (left by a keepalived that was killed), every reload
+    // reopens the same FIFO, and the new reader finds the old one on it.
+    TempDir tmp;
+    FifoReader old_reader(tmp, {}, "[fifo]\ngrace_ms = 300\n");
+    for (int i = 0; i < 50; ++i)
+        REQUIRE(old_reader.write_line(fmt::format("INSTANCE \"VI_{}\" BACKUP 100", i % 5)));
+    old_reader.signal(SIGTERM);
+    auto new_reader = spawn({KANOTIFY_BINARY, "fifo", "--log-target", "stderr", "--config", tmp.str("kanotify.toml"),
+                             "--state-dir", tmp.str("state"), old_reader.path()},
+                            tmp.str("new.out"), tmp.str("new.err"));
+    REQUIRE(new_reader > 0);
+    // Whichever reader holds the FIFO now reads these.
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(old_reader.write_line(fmt::format("INSTANCE \"VI_{}\" MASTER 100", i)));
+    CHECK(old_reader.wait() == 0);
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(old_reader.write_line(fmt::format("INSTANCE \"VI_{}\" FAULT 100", i)));
+    // The new reader has the FIFO now: it exits once it has read them all.
+    ::kill(new_reader, SIGTERM);
+    old_reader.close_writer();
+    CHECK(wait_status(new_reader) == 0);
+    auto new_err = read_file(tmp.path() / "new.err");
+    INFO(new_err);
+    CHECK_THAT(new_err, Catch::Contains("is leaving"));
+    CHECK_THAT(new_err, Catch::Contains("every writer has closed the FIFO"));
+    std::map<std::string, std::vector<std::string>> applied;
+    for (const auto& entry : journal(tmp, "transition"))
+        applied[entry["name"].get<std::string>()].push_back(entry["state"].get<std::string>());
+    REQUIRE(applied.size() == 5);
+    for (const auto& [name, seen] : applied) {
+        INFO(name);
+        std::vector<std::string> expected(10, "BACKUP");
+        expected.push_back("MASTER");
+        expected.push_back("FAULT");
+        CHECK(seen == expected);
+        CHECK(read_file(tmp.path() / fmt::format("state/{}.state", name)) == "FAULT\n");
+    }
 }

@@ -144,7 +144,7 @@ TEST_CASE("config: an empty file gives the documented defaults", "[config]") {
     CHECK(config->defaults.dbus.bus == "system");
     CHECK(config->defaults.socket.retries == 5);
     CHECK(config->defaults.hooks.timeout_ms == 30000);
-    CHECK(config->fifo.grace_ms == 500);
+    CHECK(config->fifo.grace_ms == 800);
 }
 
 TEST_CASE("config: mistakes are errors that name the key", "[config]") {
