@@ -52,37 +52,6 @@ std::string operstate_name(std::uint8_t state) {
     }
 }
 
-// Runs `body` with the calling thread inside `netns` ("" = where it is),
-// and back in its own namespace afterwards, whatever body returns.
-Result<void> in_netns(const std::string& netns, const std::function<void()>& body) {
-    if (netns.empty()) {
-        body();
-        return {};
-    }
-    if (auto ok = validate_netns(netns); !ok)
-        return tl::unexpected(ok.error());
-    auto path = netns.front() == '/' ? netns : "/run/netns/" + netns;
-    UniqueFd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!target)
-        return system_error(fmt::format("cannot open network namespace {}", quote(path)), errno);
-    UniqueFd own(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-    if (!own)
-        return system_error("cannot open our own network namespace", errno);
-    // CAP_SYS_ADMIN for each setns() alone: the body runs without it.
-    {
-        EffectiveCapability raise({CAP_SYS_ADMIN});
-        if (::setns(target.get(), CLONE_NEWNET) != 0)
-            return system_error(fmt::format("cannot enter network namespace {}", quote(path)), errno);
-    }
-    body();
-    // Staying in the wrong namespace would misdirect everything after this
-    // (as in socket_in_netns): there is no safe way to continue.
-    EffectiveCapability raise({CAP_SYS_ADMIN});
-    if (::setns(own.get(), CLONE_NEWNET) != 0)
-        std::abort();
-    return {};
-}
-
 // The interface's IPv6 forwarding switch, read in the current namespace
 // (/proc/sys/net follows the reading thread's namespace).
 Result<bool> read_forwarding(const std::string& interface) {

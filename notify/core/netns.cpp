@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -60,40 +62,67 @@ Result<void> validate_interface(const std::string& name) {
     return {};
 }
 
-Result<UniqueFd> socket_in_netns(const std::string& netns, int domain, int type, int protocol) {
+namespace {
+
+// Another process's namespace (/proc/PID/ns/net) is opened under a ptrace
+// access check, which a process with fewer capabilities than the target
+// (root keeping only a few) passes only with CAP_SYS_PTRACE.
+Result<UniqueFd> open_netns(const std::string& path) {
+    std::optional<EffectiveCapability> raise;
+    if (path.starts_with("/proc/"))
+        raise.emplace(std::initializer_list<unsigned>{CAP_SYS_PTRACE});
+    UniqueFd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!target)
+        return system_error(fmt::format("cannot open network namespace {}", quote(path)), errno);
+    return target;
+}
+
+}  // namespace
+
+Result<void> in_netns(const std::string& netns, const std::function<void()>& body) {
     if (netns.empty()) {
-        UniqueFd fd(::socket(domain, type | SOCK_CLOEXEC, protocol));
-        if (!fd)
-            return system_error("cannot create a socket", errno);
-        return fd;
+        body();
+        return {};
     }
     if (auto ok = validate_netns(netns); !ok)
         return tl::unexpected(ok.error());
     auto path = netns.front() == '/' ? netns : "/run/netns/" + netns;
-    UniqueFd target(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    auto target = open_netns(path);
     if (!target)
-        return system_error(fmt::format("cannot open network namespace {}", quote(path)), errno);
+        return tl::unexpected(target.error());
     UniqueFd own(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
     if (!own)
         return system_error("cannot open our own network namespace", errno);
+    // CAP_SYS_ADMIN for each setns() alone: the body runs without it.
+    {
+        EffectiveCapability raise({CAP_SYS_ADMIN});
+        if (::setns(target->get(), CLONE_NEWNET) != 0)
+            return system_error(fmt::format("cannot enter network namespace {}", quote(path)), errno);
+    }
+    body();
+    // Staying in the wrong namespace would misdirect everything after this:
+    // there is no safe way to continue.
+    EffectiveCapability raise({CAP_SYS_ADMIN});
+    if (::setns(own.get(), CLONE_NEWNET) != 0)
+        std::abort();
+    return {};
+}
+
+Result<UniqueFd> socket_in_netns(const std::string& netns, int domain, int type, int protocol) {
     UniqueFd fd;
     int socket_errno = 0;
-    {
-        // Both setns() calls, the way in and the way back, need it.
-        EffectiveCapability raise({CAP_SYS_ADMIN});
-        if (::setns(target.get(), CLONE_NEWNET) != 0)
-            return system_error(fmt::format("cannot enter network namespace {}", quote(path)), errno);
-        // A socket belongs to the namespace it was created in, for its lifetime.
+    // A socket belongs to the namespace it was created in, for its lifetime.
+    auto entered = in_netns(netns, [&] {
         fd.reset(::socket(domain, type | SOCK_CLOEXEC, protocol));
         socket_errno = errno;
-        if (::setns(own.get(), CLONE_NEWNET) != 0) {
-            // Staying in the wrong namespace would misdirect everything after
-            // this; there is no safe way to continue.
-            std::abort();
-        }
-    }
+    });
+    if (!entered)
+        return tl::unexpected(entered.error());
     if (!fd)
-        return system_error(fmt::format("cannot create a socket in network namespace {}", quote(path)), socket_errno);
+        return system_error(netns.empty() ? std::string("cannot create a socket")
+                                          : fmt::format("cannot create a socket in network namespace {}",
+                                                        quote(netns.front() == '/' ? netns : "/run/netns/" + netns)),
+                            socket_errno);
     return fd;
 }
 

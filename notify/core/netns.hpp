@@ -4,6 +4,7 @@
 // its own namespace for everything else (files, D-Bus, the journal).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "kanotify/error.hpp"
@@ -15,6 +16,12 @@ namespace kanotify {
 [[nodiscard]] Result<void> validate_netns(const std::string& netns);
 // An interface name: shorter than IFNAMSIZ, no '/', no whitespace, not "." or "..".
 [[nodiscard]] Result<void> validate_interface(const std::string& name);
+
+// Runs `body` with the calling thread inside `netns` ("" = where it is) and
+// back in its own namespace afterwards, whatever body does. CAP_SYS_ADMIN is
+// raised for each setns() alone (and CAP_SYS_PTRACE to open another
+// process's /proc/PID/ns/net), so the body runs without them.
+[[nodiscard]] Result<void> in_netns(const std::string& netns, const std::function<void()>& body);
 
 // socket(domain, type, protocol) created inside `netns` ("" = our own);
 // the calling thread is back in its own namespace when this returns.

@@ -58,7 +58,8 @@ void add_needs(const InstanceSettings& s, CapabilityNeeds& needs) {
     needs.switch_users = needs.switch_users || !s.hooks.user.empty();
     auto through_proc = [](const std::string& bus) { return bus.starts_with("unix:path=/proc/"); };
     needs.other_roots = needs.other_roots || through_proc(s.dbus.bus) ||
-                        ((s.target || !s.units.empty()) && through_proc(s.systemd.bus));
+                        ((s.target || !s.units.empty()) && through_proc(s.systemd.bus)) ||
+                        s.netns.starts_with("/proc/");
 }
 
 }  // namespace

@@ -12,7 +12,8 @@
 //   CAP_SETUID, CAP_SETGID, CAP_KILL   hooks run as another user, and their
 //                     process groups killed at the timeout
 //   CAP_SYS_PTRACE    a bus reached through another process's root
-//                     (unix:path=/proc/PID/root/...: a container's systemd)
+//                     (unix:path=/proc/PID/root/...: a container's systemd),
+//                     and a namespace given as /proc/PID/ns/net
 // The bounding set is left alone on purpose: a hook or conntrackd run as
 // root is the user's own program and gets root's capabilities back at exec,
 // as it would from keepalived.

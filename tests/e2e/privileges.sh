@@ -104,7 +104,7 @@ path = \"$W/agent.sock\"" 0000000000000002
 check metrics "[metrics]
 textfile = \"$W/metrics.prom\"" 0000000000000002
 check namespace "[instance.VI_1]
-namespace = \"/proc/1/ns/net\"" 0000000000200000
+namespace = \"/proc/1/ns/net\"" 0000000000280000
 check garp "[garp]
 count = 1" 0000000000002000
 check hook-user "[hooks]
@@ -234,6 +234,37 @@ grep -q "POST\|Transition\|VI_1" "$U/out/agent-requests" 2>/dev/null &&
 [ -s "$U/nobody/metrics/kanotify.prom" ] &&
 	pass "uses: the metrics textfile was written in nobody's 0700 directory" ||
 	fail "uses: no metrics textfile; $(grep -i metrics "$U/stderr" | tail -n 2)"
+
+# A namespace given as another process's /proc/PID/ns/net: opening it is a
+# ptrace access check, which root keeping fewer capabilities than the
+# holder passes only with CAP_SYS_PTRACE (raised for the open alone).
+ip netns exec "$ns_a" sleep 30 &
+holder=$!
+# ip enters the namespace, then execs sleep: wait until it is inside.
+for _ in $(seq 250); do
+	[ "$(readlink "/proc/$holder/ns/net" 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ] && break
+	sleep 0.02
+done
+ip netns exec "$ns_b" tcpdump -i kb0 --immediate-mode -U -n -w "$U/capture-proc.pcap" arp 2>"$U/tcpdump-proc.log" &
+capture=$!
+for _ in $(seq 250); do grep -q "listening on" "$U/tcpdump-proc.log" 2>/dev/null && break; sleep 0.02; done
+printf '%s\n' "state_dir = \"$U/state-proc\"" '[dbus]' 'signal = false' '[garp]' 'count = 1' \
+	'[instance.VI_2]' "namespace = \"/proc/$holder/ns/net\"" 'interface = "ka0"' >"$U/kanotify-proc.toml"
+"$bin" --config "$U/kanotify-proc.toml" --log-target stderr --debug INSTANCE VI_2 MASTER 100 2>"$U/stderr-proc"
+rc=$?
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+sleep 0.3
+kill -INT "$capture"
+wait "$capture" 2>/dev/null
+capture=""
+grep -q "capabilities: permitted cap_sys_admin,cap_net_raw,cap_sys_ptrace" "$U/stderr-proc" &&
+	pass "/proc/PID/ns/net: permitted cap_sys_admin,cap_net_raw,cap_sys_ptrace" ||
+	fail "/proc/PID/ns/net: expected cap_sys_ptrace among the permitted; $(grep capabilities "$U/stderr-proc")"
+frames=$(tcpdump -r "$U/capture-proc.pcap" -n 2>/dev/null | grep -c "198.51.100.7")
+[ "$rc" = 0 ] && [ "$frames" -ge 1 ] &&
+	pass "/proc/PID/ns/net: entered and announced from inside ($frames ARP frame(s) on the peer)" ||
+	fail "/proc/PID/ns/net: exit $rc, $frames frame(s); $(cat "$U/stderr-proc"); $(grep announce "$U/state-proc/journal.jsonl" | head -c 600)"
 
 [ $failures = 0 ] || {
 	echo "$failures check(s) failed"
