@@ -49,8 +49,10 @@
 # and at the consumers, per sink (socket, dbus), both nodes, the whole run:
 #   rx/exp    messages received, against keepalived's transitions;
 #   lost      transitions keepalived made that no message carried;
-#   order     instances whose messages are not in keepalived's order (an
-#             older state arrived after a newer one);
+#   dup       messages repeating the instance's message just before (a
+#             delivery made twice);
+#   order     instances whose messages (repeats aside) are not in
+#             keepalived's order (an older state arrived after a newer one);
 #   last      instances whose last message is not their final state.
 # Node a's handler CPU is not measured: in the stop scenario its processes
 # are gone by then.
@@ -132,11 +134,11 @@ if [ "${1:-}" != --one ]; then
 		printf '%-8s %-8s %5s %9s %9s %9s %8s %6s %6s %6s %9s %10s %9s\n' "$sc" "$v" "$n" "$settle" "$bfiles" "$files" "$lag" "$lost" "$order" "$wrong" "$cpu" "$per" "$peak"
 	done < <(grep '^RESULT ' "$results")
 	echo
-	echo "consumers (both nodes, whole run): messages received/expected, transitions lost, instances out of order, instances whose last message is not their final state"
-	printf '%-8s %-8s %13s %6s %6s %6s %13s %6s %6s %6s\n' scenario variant "socket rx/exp" lost order last "dbus rx/exp" lost order last
+	echo "consumers (both nodes, whole run): messages received/expected, transitions lost, messages repeating the one before, instances out of order, instances whose last message is not their final state"
+	printf '%-8s %-8s %13s %5s %4s %5s %5s %13s %5s %4s %5s %5s\n' scenario variant "socket rx/exp" lost dup order last "dbus rx/exp" lost dup order last
 	while read -r -a f; do
-		printf '%-8s %-8s %13s %6s %6s %6s %13s %6s %6s %6s\n' "${f[1]}" "${f[2]}" "${f[14]}/${f[15]}" "${f[16]}" "${f[17]}" "${f[18]}" \
-			"${f[19]}/${f[15]}" "${f[20]}" "${f[21]}" "${f[22]}"
+		printf '%-8s %-8s %13s %5s %4s %5s %5s %13s %5s %4s %5s %5s\n' "${f[1]}" "${f[2]}" "${f[14]}/${f[15]}" "${f[16]}" "${f[17]}" "${f[18]}" "${f[19]}" \
+			"${f[20]}/${f[15]}" "${f[21]}" "${f[22]}" "${f[23]}" "${f[24]}"
 	done < <(grep '^RESULT ' "$results")
 	# The target: handler CPU per transition at most 1/10 of the shell script's.
 	awk '$1 == "RESULT" { per[$2 " " $3] = $13; if ($3 == "shell") shell[$2] = $13 }
@@ -499,8 +501,8 @@ records() {
 		sed -n 's/.*"type":"transition".*"name":"\([^"]*\)".*"state":"\([A-Z_]*\)".*"outcome":"\([a-z]*\)".*/\1 \2 \3/p' "$dir/journal.jsonl" 2>/dev/null
 	fi
 }
-# Prints "lost order wrong expected  socket: rx lost order last  dbus: rx
-# lost order last  bad" for node.
+# Prints "lost order wrong expected  socket: rx lost dup order last  dbus:
+# rx lost dup order last  bad" for node.
 check_node() {
 	local node=$1 stopped=$2 dir
 	dir=$(kn_state_dir "$node")
@@ -529,7 +531,12 @@ check_node() {
 			next }
 		$1 == "F" { file[$2] = $3; next }
 		$1 == "C" && $2 == "bad" { bad++; next }
-		$1 == "C" { rx[$2]++; got[$2, $3] = got[$2, $3] " " $4; gcount[$2, $3, $4]++; next }
+		# A repeat of the state just received (a delivery made again) is a
+		# duplicate, not an older state after a newer one.
+		$1 == "C" {
+			rx[$2]++; gcount[$2, $3, $4]++
+			if (prev[$2, $3] == $4) { dup[$2]++; next }
+			prev[$2, $3] = $4; got[$2, $3] = got[$2, $3] " " $4; next }
 		END {
 			lost = 0; order = 0; wrong = 0; total = 0
 			for (k in ecount) {
@@ -551,21 +558,21 @@ check_node() {
 					if (last_word(got[sink, name]) != last[name]) clast[sink]++
 				}
 			}
-			printf "%d %d %d %d  %d %d %d %d  %d %d %d %d  %d\n", lost, order, wrong, total,
-				rx["socket"], clost["socket"], corder["socket"], clast["socket"],
-				rx["dbus"], clost["dbus"], corder["dbus"], clast["dbus"], bad
+			printf "%d %d %d %d  %d %d %d %d %d  %d %d %d %d %d  %d\n", lost, order, wrong, total,
+				rx["socket"], clost["socket"], dup["socket"], corder["socket"], clast["socket"],
+				rx["dbus"], clost["dbus"], dup["dbus"], corder["dbus"], clast["dbus"], bad
 		}'
 }
 a_stopped=0
 [ "$scenario" != stop ] || a_stopped=1
-read -r lost_a order_a wrong_a expected_a srx_a slost_a sorder_a slast_a drx_a dlost_a dorder_a dlast_a bad_a <<<"$(check_node a "$a_stopped")"
-read -r lost_b order_b wrong_b expected_b srx_b slost_b sorder_b slast_b drx_b dlost_b dorder_b dlast_b bad_b <<<"$(check_node b 0)"
+read -r lost_a order_a wrong_a expected_a srx_a slost_a sdup_a sorder_a slast_a drx_a dlost_a ddup_a dorder_a dlast_a bad_a <<<"$(check_node a "$a_stopped")"
+read -r lost_b order_b wrong_b expected_b srx_b slost_b sdup_b sorder_b slast_b drx_b dlost_b ddup_b dorder_b dlast_b bad_b <<<"$(check_node b 0)"
 lost=$((lost_a + lost_b))
 order=$((order_a + order_b))
 wrong=$((wrong_a + wrong_b))
 expected=$((expected_a + expected_b))
-srx=$((srx_a + srx_b)) slost=$((slost_a + slost_b)) sorder=$((sorder_a + sorder_b)) slast=$((slast_a + slast_b))
-drx=$((drx_a + drx_b)) dlost=$((dlost_a + dlost_b)) dorder=$((dorder_a + dorder_b)) dlast=$((dlast_a + dlast_b))
+srx=$((srx_a + srx_b)) slost=$((slost_a + slost_b)) sdup=$((sdup_a + sdup_b)) sorder=$((sorder_a + sorder_b)) slast=$((slast_a + slast_b))
+drx=$((drx_a + drx_b)) dlost=$((dlost_a + dlost_b)) ddup=$((ddup_a + ddup_b)) dorder=$((dorder_a + dorder_b)) dlast=$((dlast_a + dlast_b))
 bad=$((bad_a + bad_b))
 # b's transitions during the storm: what its handlers' CPU is divided by.
 b_moves=$(grep -c 'Entering MASTER STATE' "$b_log")
@@ -576,7 +583,7 @@ fmt_s() { if [ -n "$1" ]; then awk -v m="$1" 'BEGIN {printf "%.2f", m / 1000}'; 
 lag="-"
 [ -z "$b_ms" ] || lag=$(fmt_s $((b_ms - settle_ms)))
 echo "$scenario $variant: keepalived made $expected_a transitions on a, $expected_b on b; settle $(fmt_s "$settle_ms") s, b files $(fmt_s "$b_ms") s, all files $(fmt_s "$files_ms") s; lost a/b $lost_a/$lost_b, out of order a/b $order_a/$order_b, wrong files a/b $wrong_a/$wrong_b"
-echo "$scenario $variant: socket listener a/b: received $srx_a/$srx_b, lost $slost_a/$slost_b, out of order $sorder_a/$sorder_b, last not final $slast_a/$slast_b; D-Bus subscriber a/b: received $drx_a/$drx_b, lost $dlost_a/$dlost_b, out of order $dorder_a/$dorder_b, last not final $dlast_a/$dlast_b; unreadable $bad"
+echo "$scenario $variant: socket listener a/b: received $srx_a/$srx_b, lost $slost_a/$slost_b, repeated $sdup_a/$sdup_b, out of order $sorder_a/$sorder_b, last not final $slast_a/$slast_b; D-Bus subscriber a/b: received $drx_a/$drx_b, lost $dlost_a/$dlost_b, repeated $ddup_a/$ddup_b, out of order $dorder_a/$dorder_b, last not final $dlast_a/$dlast_b; unreadable $bad"
 if ((bad)); then
 	grep -h '^bad' "$(consumer_out a)" "$(consumer_out b)" | sort | uniq -c | sed "s/^/$scenario $variant: consumer: /"
 fi
@@ -596,7 +603,7 @@ if [ "$variant" != shell ] && ((slost + dlost)); then
 fi
 # keepalived starts every script with PR_SET_PDEATHSIG = SIGTERM (lib/notify.c):
 # STOP notifies still running when a's VRRP process exits are terminated.
-echo "RESULT $scenario $variant $N $(fmt_s "$settle_ms") $(fmt_s "$b_ms") $(fmt_s "$files_ms") $lag $lost $order $wrong $cpu $per $peak $srx $expected $slost $sorder $slast $drx $dlost $dorder $dlast $bad"
+echo "RESULT $scenario $variant $N $(fmt_s "$settle_ms") $(fmt_s "$b_ms") $(fmt_s "$files_ms") $lag $lost $order $wrong $cpu $per $peak $srx $expected $slost $sdup $sorder $slast $drx $dlost $ddup $dorder $dlast $bad"
 if ((CHECK)); then
 	# At least BACKUP, MASTER (and STOP when stopped) per instance on a and
 	# BACKUP, MASTER on b: fewer means keepalived's log was not read, and
