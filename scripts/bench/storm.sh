@@ -597,8 +597,9 @@ fi
 if [ "$variant" != shell ] && ((slost + dlost)); then
 	# Why kanotify did not deliver: its own journal's delivery outcomes.
 	for node in a b; do
-		sed -n 's/.*"type":"delivery".*"sink":"\([a-z]*\)".*"result":"\([a-z]*\)".*/\1 \2/p' "$(kn_state_dir "$node")/journal.jsonl" 2>/dev/null |
+		sed -n 's/.*"type":"delivery".*"sink":"\([a-z-]*\)".*"state":"\([A-Z_]*\)".*"outcome":"\([a-z]*\)".*/\1 \2 \3/p' "$(kn_state_dir "$node")/journal.jsonl" 2>/dev/null |
 			sort | uniq -c | sed "s/^/$scenario $variant: node $node journal deliveries: /"
+		find "$(kn_state_dir "$node")/pending" -type f 2>/dev/null | wc -l | sed "s/^/$scenario $variant: node $node pending deliveries left: /"
 	done
 fi
 # keepalived starts every script with PR_SET_PDEATHSIG = SIGTERM (lib/notify.c):
