@@ -21,6 +21,8 @@ packages=(
   faketime
   # announcer tests and benchmark: captures on the peer side, arping to compare
   tcpdump iputils-arping
+  # the failover storm's reference notify script posts to the socket listener
+  curl
   # packages: man pages, Debian packages and lintian, the RPM spec
   scdoc dpkg-dev debhelper fakeroot lintian rpm
 )
