@@ -21,10 +21,12 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -58,6 +60,8 @@ bool plain_word(std::string_view s) {
             return false;
     return true;
 }
+
+constexpr std::size_t max_request = 65536;
 
 struct Connection {
     int fd = -1;
@@ -222,10 +226,18 @@ int main(int argc, char** argv) {
         fds.push_back({bus_fd, static_cast<short>(bus_events < 0 ? 0 : bus_events), 0});
         for (auto& c : connections)
             fds.push_back({c.fd, static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
-        std::uint64_t usec = 0;
+        // sd-bus's timeout is absolute (CLOCK_MONOTONIC); 0 means work is
+        // already queued.
+        std::uint64_t until = 0;
         int timeout = 200;
-        if (sd_bus_get_timeout(bus, &usec) >= 0 && usec != UINT64_MAX)
-            timeout = 0;  // sd-bus has work queued: process it now
+        if (sd_bus_get_timeout(bus, &until) >= 0 && until != UINT64_MAX) {
+            timespec now{};
+            ::clock_gettime(CLOCK_MONOTONIC, &now);
+            auto now_us = static_cast<std::uint64_t>(now.tv_sec) * 1000000u +
+                          static_cast<std::uint64_t>(now.tv_nsec) / 1000u;
+            auto left_ms = until > now_us ? (until - now_us + 999) / 1000 : 0;
+            timeout = static_cast<int>(std::min<std::uint64_t>(left_ms, 200));
+        }
         if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) {
             std::perror("storm_consumer: poll");
             return 1;
@@ -251,6 +263,12 @@ int main(int argc, char** argv) {
                 bool closed = n <= 0;
                 if (n > 0)
                     c.in.append(buffer, static_cast<std::size_t>(n));
+                if (c.in.size() > max_request) {
+                    // No request of kanotify's or curl's is this big.
+                    record("bad socket request over " + std::to_string(max_request) + " bytes");
+                    c.answered = true;
+                    continue;
+                }
                 if (handle_request(c, closed) && c.out.empty())
                     c.answered = true;  // closed without a request: nothing to answer
                 if (closed && !c.out.empty())
