@@ -23,6 +23,8 @@ packages=(
   tcpdump iputils-arping
   # least-privilege test: a Unix-socket listener in another user's directory
   socat
+  # the failover storm's reference notify script posts to the socket listener
+  curl
   # packages: man pages, Debian packages and lintian, the RPM spec
   scdoc dpkg-dev debhelper fakeroot lintian rpm
   # libFuzzer targets (the fuzz preset, run for a bounded time by scripts/test.sh)

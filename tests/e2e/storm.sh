@@ -2,13 +2,19 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # End-to-end: a reduced failover storm (scripts/bench/storm.sh, N=20 VRRP
-# instances per node, real keepalived in two namespaces), correctness only:
-# every state file right on both nodes after node a's keepalived is stopped,
-# and, for the FIFO reader and the preload hook, no transition lost and none
-# applied out of keepalived's order. argv mode runs too (its instances'
-# addresses are configured): every state file must be right.
+# instances per node, real keepalived in two namespaces, a Unix-socket
+# listener and a private D-Bus per node), correctness only, in both
+# scenarios (node a's keepalived stopped, the link cut): every state file
+# right on both nodes, and every instance's last message at the socket
+# listener its final state; for the FIFO reader and the preload hook also no
+# transition lost or applied out of keepalived's order, and none missing or
+# out of order at the socket listener. argv mode runs too (its instances'
+# addresses are configured): every state file and last message must be right.
+# The D-Bus subscriber's counts are printed, not checked: a D-Bus signal is
+# not owed (no pending entry, no later flush), so a handler keepalived kills
+# loses it by design.
 #
-#   tests/e2e/storm.sh KANOTIFY MODULE
+#   tests/e2e/storm.sh KANOTIFY MODULE CONSUMER
 #
 # Needs root, network namespaces, keepalived and iproute2; otherwise prints
 # "skipped: <reason>" and exits 77. Under the sanitizers only the FIFO
@@ -17,8 +23,8 @@
 # makes the argv STOP notifies outlive the second keepalived gives them.
 set -uo pipefail
 
-[ $# -eq 2 ] || {
-	echo "usage: $0 KANOTIFY MODULE" >&2
+[ $# -eq 3 ] || {
+	echo "usage: $0 KANOTIFY MODULE CONSUMER" >&2
 	exit 2
 }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,4 +33,4 @@ if [ "${KANOTIFY_SANITIZED:-0}" = 1 ]; then
 	echo "note: sanitized build, only the FIFO variant runs (no preload into keepalived; argv too slow to start under ASan for keepalived's STOP window)"
 	variants=(fifo)
 fi
-N=${STORM_N:-20} CHECK=1 KANOTIFY=$1 MODULE=$2 exec bash "$here/../../scripts/bench/storm.sh" "${variants[@]}"
+N=${STORM_N:-20} CHECK=1 KANOTIFY=$1 MODULE=$2 CONSUMER=$3 exec bash "$here/../../scripts/bench/storm.sh" "${variants[@]}"
