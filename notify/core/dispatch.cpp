@@ -654,7 +654,19 @@ std::map<std::string, std::vector<std::string>> Dispatcher::pending() const {
 }
 
 Result<std::size_t> Dispatcher::clean_up() {
-    return impl_->store.remove_stale_temporaries();
+    auto removed = impl_->store.remove_stale_temporaries();
+    if (!removed)
+        return removed;
+    for (const auto& sink : Deliveries::sink_names()) {
+        auto pending = PendingStore::open(impl_->store, sink);
+        if (!pending)
+            return tl::unexpected(pending.error());
+        auto stale = pending->remove_stale_temporaries();
+        if (!stale)
+            return tl::unexpected(stale.error());
+        *removed += *stale;
+    }
+    return removed;
 }
 
 Result<std::uint64_t> Dispatcher::highest_sequence() const {

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -101,6 +102,38 @@ Result<std::vector<PendingEntry>> PendingStore::list(std::size_t* unreadable) co
     if (unreadable)
         *unreadable = bad;
     return out;
+}
+
+Result<std::size_t> PendingStore::remove_stale_temporaries() const {
+    int fd = ::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return system_error("cannot list pending deliveries", errno);
+    DIR* dir = ::fdopendir(fd);
+    if (!dir) {
+        int err = errno;
+        ::close(fd);
+        return system_error("cannot list pending deliveries", err);
+    }
+    std::vector<std::string> stale;
+    while (auto* entry = ::readdir(dir)) {
+        // ".instance:NAME.tmp-SUFFIX": the lock file is "instance:NAME".
+        std::string_view file = entry->d_name;
+        auto marker = file.rfind(".tmp-");
+        if (file.front() != '.' || marker == std::string_view::npos || marker < 2)
+            continue;
+        std::string lock(file.substr(1, marker - 1));
+        if (lock.find('/') != std::string::npos)
+            continue;
+        UniqueFd lock_fd(::openat(store_->locks_fd(), lock.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (lock_fd && ::flock(lock_fd.get(), LOCK_EX | LOCK_NB) == 0)
+            stale.emplace_back(file);
+    }
+    ::closedir(dir);
+    std::size_t removed = 0;
+    for (const auto& file : stale)
+        if (::unlinkat(dir_.get(), file.c_str(), 0) == 0)
+            ++removed;
+    return removed;
 }
 
 Result<Delivery> parse_delivery_json(std::string_view text) {

@@ -33,6 +33,12 @@ class PendingStore {
     // entries are skipped and counted.
     [[nodiscard]] Result<std::vector<PendingEntry>> list(std::size_t* unreadable = nullptr) const;
 
+    // Removes the temporaries of entries whose writer was killed between
+    // creating and renaming them (keepalived SIGKILLs the notify scripts it
+    // stops waiting for). Every writer holds the instance's lock, so only a
+    // temporary whose lock is free is abandoned. Returns how many went.
+    [[nodiscard]] Result<std::size_t> remove_stale_temporaries() const;
+
   private:
     PendingStore(const StateStore& store, UniqueFd dir) : store_(&store), dir_(std::move(dir)) {}
     const StateStore* store_;  // outlives this object: it is opened from the store, for one use

@@ -4,6 +4,8 @@
 // entry's name and at the temporary name. Nothing is written or read
 // through them, and what was already recorded (state files, the journal,
 // other owed deliveries) stays as it was.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -212,4 +214,39 @@ TEST_CASE("pending store: a symlink planted at the temporary name is not followe
     REQUIRE(listed);
     REQUIRE(listed->size() == 1);
     CHECK(listed->at(0).delivery.event.state == State::master);  // the entry owed before is intact
+}
+
+TEST_CASE("pending deliveries: a temporary left by a killed writer is removed once its instance lock is free",
+          "[pending][crash]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    auto pending = PendingStore::open(*store, "socket");
+    REQUIRE(pending);
+    REQUIRE(pending->put(delivery_of("VI_1", State::master)));
+    const auto dir = tmp.path() / "state/pending/socket";
+    // What a writer SIGKILLed between open() and rename() leaves, for an
+    // instance nobody works on, and for one whose writer is still at it.
+    write_file(dir / ".instance:VI_2.tmp-0123456789abcdef", "");
+    write_file(dir / ".instance:VI_3.tmp-fedcba9876543210", R"({"partial)");
+    UniqueFd busy(::openat(store->locks_fd(), "instance:VI_3", O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    REQUIRE(busy);
+    REQUIRE(::flock(busy.get(), LOCK_EX) == 0);
+    // flock() locks belong to the open file description: the sweep opens
+    // the lock file anew, so the lock held here counts as another writer's.
+    auto removed = pending->remove_stale_temporaries();
+    REQUIRE(removed);
+    CHECK(*removed == 1);
+    CHECK_FALSE(fs::exists(dir / ".instance:VI_2.tmp-0123456789abcdef"));
+    CHECK(fs::exists(dir / ".instance:VI_3.tmp-fedcba9876543210"));
+    // The owed entry itself is untouched and still listed.
+    auto listed = pending->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->front().delivery.event.name == "VI_1");
+    ::close(busy.release());
+    removed = pending->remove_stale_temporaries();
+    REQUIRE(removed);
+    CHECK(*removed == 1);
+    CHECK(entries_in(dir) == 1);
 }
