@@ -36,6 +36,9 @@ struct DbusSettings {
 struct SocketSettings {
     std::string path;
     std::int64_t owner_uid = -1;
+    // Not a configuration key: the neutron monitor also accepts a listener
+    // run by root besides the agent's own uid (root can take the path anyway).
+    bool root_owner_too = false;
     std::int64_t timeout_ms = 5000;
     std::int64_t retries = 5;
 };

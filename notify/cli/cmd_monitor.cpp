@@ -253,6 +253,13 @@ Result<void> Monitor::setup() {
         auto credentials = resolve_credentials(o_.user, o_.group);
         if (!credentials)
             return tl::unexpected(credentials.error());
+        // The agent passes its own uid: a listener at its socket path run by
+        // another user (one who could create the path before the agent) is
+        // not the agent and gets nothing; root is accepted too.
+        auto settings = sink_->settings();
+        settings.owner_uid = credentials->uid;
+        settings.root_owner_too = true;
+        sink_.emplace(std::move(settings));
         bool same = credentials->uid == ::geteuid() && credentials->gid == ::getegid();
         if (!same && privileged_work_)
             log_.info(fmt::format("keeping root (not switching to uid {} gid {}): conntrackd or announcements "

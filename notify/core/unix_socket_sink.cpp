@@ -89,7 +89,9 @@ AttemptResult UnixSocketSink::attempt(const std::string& request) const {
         socklen_t len = sizeof peer;
         if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0)
             return failure(fmt::format("cannot read the credentials of {}: {}", path, std::strerror(errno)), false);
-        if (static_cast<std::int64_t>(peer.uid) != settings_.owner_uid)
+        bool accepted = static_cast<std::int64_t>(peer.uid) == settings_.owner_uid ||
+                        (settings_.root_owner_too && peer.uid == 0);
+        if (!accepted)
             return failure(fmt::format("refusing {}: the listener runs as uid {} (pid {}), expected uid {}", path,
                                        peer.uid, peer.pid, settings_.owner_uid),
                            false);

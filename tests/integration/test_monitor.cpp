@@ -6,13 +6,16 @@
 // 77 (CTest: skipped) when it cannot create a namespace.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -561,6 +564,61 @@ TEST_CASE("monitor: --user and --group are honoured once the netlink sockets exi
     REQUIRE(agent.wait_count(router, 2));
     CHECK(agent.last(router) == "primary");
     CHECK(m.state() == "primary");
+    CHECK(m.terminate().first == 0);
+}
+
+TEST_CASE("monitor: a listener run by another user at the agent's socket path gets nothing, the agent then the state",
+          "[monitor][netns][security]") {
+    if (::geteuid() != 0) {
+        WARN("skipped: needs root to run a listener as another uid");
+        return;
+    }
+    TempDir tmp;
+    ::chmod(tmp.str().c_str(), 0777);  // anyone could create the path first
+    Listener listener(tmp.str("keepalived-state-change"));
+    Agent agent{listener};
+    auto socket_path = tmp.str("keepalived-state-change");
+    auto received = tmp.str("rogue.received");
+    pid_t rogue = ::fork();
+    REQUIRE(rogue >= 0);
+    if (rogue == 0) {
+        if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)
+            ::_exit(2);
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::strncpy(address.sun_path, socket_path.c_str(), sizeof address.sun_path - 1);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 4) != 0)
+            ::_exit(3);
+        std::size_t got = 0;
+        while (true) {  // counts whatever reaches it until killed
+            int c = ::accept(fd, nullptr, nullptr);
+            char buffer[4096];
+            auto n = ::recv(c, buffer, sizeof buffer, 0);
+            if (n > 0) {
+                got += static_cast<std::size_t>(n);
+                write_file(received, std::to_string(got));
+            }
+            ::close(c);
+        }
+    }
+    for (int i = 0; i < 200 && ::access(socket_path.c_str(), F_OK) != 0; ++i)
+        ::usleep(10000);
+    Netns ns;
+    ns.veth("ha-t", "ha-p");
+    Monitor m(tmp, router);
+    m.start(ns.name(), "ha-t", "169.254.0.1/24");  // --user is our own uid, 0
+    bool refused = wait_until([&] { return m.log().find("runs as uid 65534") != std::string::npos; });
+    ::kill(rogue, SIGKILL);
+    ::waitpid(rogue, nullptr, 0);
+    CHECK(refused);
+    CHECK_FALSE(std::filesystem::exists(received));  // not one byte
+    CHECK(m.state() == "backup");  // recorded all the same
+    // The real agent takes its path back: the retry brings it the state.
+    ::unlink(socket_path.c_str());
+    listener.serve(Behaviour::ok);
+    REQUIRE(agent.wait_count(router, 1, 8000ms));
+    CHECK(agent.last(router) == "backup");
     CHECK(m.terminate().first == 0);
 }
 
