@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "announce_record.hpp"
 #include "json_line.hpp"
 
 #include "announcer.hpp"
@@ -132,30 +133,7 @@ std::string announce_line(const Event& event, const InstanceSettings& settings, 
     entry["state"] = to_string(event.state);
     entry["sequence"] = event.sequence;
     entry["event_time_usec"] = event.time_usec;
-    entry["namespace"] = settings.netns;
-    entry["interface"] = session.interface();
-    entry["packets_sent"] = session.packets_sent();
-    entry["packet_errors"] = session.packet_errors();
-    entry["outcome"] = !session.error().empty()       ? "failed"
-                       : session.packet_errors() > 0 ? "partial"
-                       : session.packets_sent() > 0  ? "sent"
-                                                     : "nothing-sent";
-    if (!session.error().empty())
-        entry["error"] = session.error();
-    if (!note.empty())
-        entry["note"] = note;
-    auto addresses = nlohmann::ordered_json::array();
-    for (const auto& o : session.outcomes()) {
-        nlohmann::ordered_json a;
-        a["address"] = o.address;
-        a["result"] = o.result;
-        a["sent"] = o.sent;
-        a["errors"] = o.errors;
-        if (!o.reason.empty())
-            a["reason"] = o.reason;
-        addresses.push_back(std::move(a));
-    }
-    entry["addresses"] = std::move(addresses);
+    add_announce_outcome(entry, settings.netns, session, note);
     return json_line(entry);
 }
 
