@@ -24,6 +24,7 @@
 
 #include <fmt/format.h>
 
+#include "foreign_listener.hpp"
 #include "listener.hpp"
 #include "process.hpp"
 
@@ -579,38 +580,14 @@ TEST_CASE("monitor: a listener run by another user at the agent's socket path ge
     Agent agent{listener};
     auto socket_path = tmp.str("keepalived-state-change");
     auto received = tmp.str("rogue.received");
-    pid_t rogue = ::fork();
-    REQUIRE(rogue >= 0);
-    if (rogue == 0) {
-        if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)
-            ::_exit(2);
-        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        std::strncpy(address.sun_path, socket_path.c_str(), sizeof address.sun_path - 1);
-        if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 4) != 0)
-            ::_exit(3);
-        std::size_t got = 0;
-        while (true) {  // counts whatever reaches it until killed
-            int c = ::accept(fd, nullptr, nullptr);
-            char buffer[4096];
-            auto n = ::recv(c, buffer, sizeof buffer, 0);
-            if (n > 0) {
-                got += static_cast<std::size_t>(n);
-                write_file(received, std::to_string(got));
-            }
-            ::close(c);
-        }
-    }
-    for (int i = 0; i < 200 && ::access(socket_path.c_str(), F_OK) != 0; ++i)
-        ::usleep(10000);
+    ForeignListener rogue(socket_path, 65534, received);
+    REQUIRE(rogue.started());
     Netns ns;
     ns.veth("ha-t", "ha-p");
     Monitor m(tmp, router);
     m.start(ns.name(), "ha-t", "169.254.0.1/24");  // --user is our own uid, 0
     bool refused = wait_until([&] { return m.log().find("runs as uid 65534") != std::string::npos; });
-    ::kill(rogue, SIGKILL);
-    ::waitpid(rogue, nullptr, 0);
+    rogue.stop();
     CHECK(refused);
     CHECK_FALSE(std::filesystem::exists(received));  // not one byte
     CHECK(m.state() == "backup");  // recorded all the same

@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "foreign_listener.hpp"
 #include "listener.hpp"
 #include "process.hpp"
 
@@ -229,34 +230,10 @@ TEST_CASE("socket sink: a listener owned by another uid is refused when an owner
     write_file(s.tmp.path() / "kanotify.toml", "[dbus]\nsignal = false\n[socket]\ntimeout_ms = 300\nretries = 1\nowner_uid = 0\n");
     ::chmod(s.tmp.str().c_str(), 0777);
     auto received = s.tmp.str("rogue.received");
-    pid_t rogue = ::fork();
-    REQUIRE(rogue >= 0);
-    if (rogue == 0) {
-        if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0)
-            ::_exit(2);
-        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        std::strncpy(address.sun_path, s.socket.c_str(), sizeof address.sun_path - 1);
-        if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(fd, 4) != 0)
-            ::_exit(3);
-        std::size_t got = 0;
-        while (true) {  // count whatever reaches us until killed
-            int c = ::accept(fd, nullptr, nullptr);
-            char buffer[4096];
-            auto n = ::recv(c, buffer, sizeof buffer, 0);
-            if (n > 0) {
-                got += static_cast<std::size_t>(n);
-                write_file(received, std::to_string(got));
-            }
-            ::close(c);
-        }
-    }
-    for (int i = 0; i < 200 && ::access(s.socket.c_str(), F_OK) != 0; ++i)
-        ::usleep(10000);
+    ForeignListener rogue(s.socket, 65534, received);
+    REQUIRE(rogue.started());
     auto r = s.notify("MASTER");
-    ::kill(rogue, SIGKILL);
-    ::waitpid(rogue, nullptr, 0);
+    rogue.stop();
     CHECK(r.status == 69);
     CHECK_FALSE(std::filesystem::exists(received));  // not one byte was sent to it
     auto deliveries = s.deliveries();
