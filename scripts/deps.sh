@@ -8,7 +8,7 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config
   libfmt-dev libcli11-dev libtomlplusplus-dev libexpected-dev nlohmann-json3-dev
-  libnl-3-dev libnl-route-3-dev libsystemd-dev libcap-ng-dev
+  libnl-3-dev libnl-route-3-dev libsystemd-dev
   catch2
   # integration and end-to-end tests, demo: keepalived in namespaces, a
   # private dbus-daemon, busctl (systemd) as an outside D-Bus client

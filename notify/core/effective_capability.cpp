@@ -17,7 +17,8 @@ namespace {
 std::atomic<bool> effective_on_demand_flag{false};
 
 // The raw system calls (glibc has no wrapper; libcap-ng would be a library
-// to load for two calls on the announcer's first-frame path).
+// to load, and /proc to read, for two calls on the announcer's first-frame
+// path).
 bool capget_thread(__user_cap_data_struct (&data)[2]) noexcept {
     __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
     return ::syscall(SYS_capget, &header, data) == 0;
@@ -47,6 +48,15 @@ CapabilitySets thread_capabilities() noexcept {
     if (!capget_thread(data))
         return {};
     return {cap_bits(data[0].permitted, data[1].permitted), cap_bits(data[0].effective, data[1].effective)};
+}
+
+bool set_thread_capabilities(CapabilitySets sets) noexcept {
+    __user_cap_data_struct data[2]{};
+    data[0].permitted = static_cast<std::uint32_t>(sets.permitted);
+    data[1].permitted = static_cast<std::uint32_t>(sets.permitted >> 32);
+    data[0].effective = static_cast<std::uint32_t>(sets.effective);
+    data[1].effective = static_cast<std::uint32_t>(sets.effective >> 32);
+    return capset_thread(data);
 }
 
 EffectiveCapability::EffectiveCapability(std::initializer_list<unsigned> capabilities) noexcept {

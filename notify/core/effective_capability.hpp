@@ -55,4 +55,9 @@ struct CapabilitySets {
 };
 [[nodiscard]] CapabilitySets thread_capabilities() noexcept;
 
+// Sets the calling thread's permitted and effective sets (inheritable
+// emptied) with one capset(); false, errno set, when the kernel refuses
+// (a capability asked for that is not permitted). keep_only()'s tool.
+[[nodiscard]] bool set_thread_capabilities(CapabilitySets sets) noexcept;
+
 }  // namespace kanotify

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 // Least privilege. Run as root (keepalived runs notify scripts as root unless
 // script_user says otherwise), kanotify keeps in its permitted set only the
-// capabilities its configured actions need, through libcap-ng (dlopen()ed,
-// and only when running as root), and empties its effective set: each use
+// capabilities its configured actions need (capget/capset, only when
+// running as root), and empties its effective set: each use
 // raises its capability for the one operation (EffectiveCapability,
 // effective_capability.hpp) and lowers it again:
 //   CAP_SYS_ADMIN     setns() into an instance's network namespace
