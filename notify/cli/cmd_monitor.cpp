@@ -519,8 +519,9 @@ void Monitor::announce(const RtnlEvent& event) {
         return;
     auto address = event.address;
     address.prefix = -1;
+    PacketSockets sockets;
     auto session = std::make_unique<AnnounceSession>(
-        AnnounceSession::prepare(o_.netns, link->second, {address.str()}, garp_, Clock::now()));
+        AnnounceSession::prepare(o_.netns, link->second, {address.str()}, garp_, Clock::now(), sockets));
     if (!session->error().empty()) {
         log_.warning(fmt::format("cannot announce {} on {} for router {}: {}", address.str(), link->second,
                                  o_.router_id, session->error()));

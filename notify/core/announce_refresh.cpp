@@ -76,6 +76,7 @@ std::optional<AnnounceRefresher::Clock::time_point> AnnounceRefresher::next_wake
 }
 
 std::vector<std::string> AnnounceRefresher::run_due(Clock::time_point now) {
+    PacketSockets sockets;  // this round's refreshes share one per namespace
     for (auto it = entries_.begin(); it != entries_.end();) {
         const auto& name = it->first;
         auto& entry = it->second;
@@ -92,7 +93,7 @@ std::vector<std::string> AnnounceRefresher::run_due(Clock::time_point now) {
             }
             ++entry.round;
             entry.session = AnnounceSession::prepare(settings.netns, settings.interface, settings.addresses,
-                                                     settings.garp, now);
+                                                     settings.garp, now, sockets);
             // The next period counts from this refresh's start, never from
             // a missed one: a late wake-up does not make refreshes bunch up.
             entry.due = now + std::chrono::seconds(settings.garp.refresh_s);

@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <new>
 #include <thread>
 
 #include <fmt/format.h>
@@ -146,6 +147,11 @@ std::string where(const std::string& netns, const std::string& interface) {
 
 }  // namespace
 
+bool announces(State state, const InstanceSettings& settings) {
+    return (state == State::master || state == State::master_rx_lower_pri) && settings.garp.enabled &&
+           settings.garp.count > 0;
+}
+
 AnnouncePlan plan_announcement(const InterfaceFacts& facts, const std::vector<std::string>& configured,
                                const GarpSettings& settings) {
     AnnouncePlan plan;
@@ -255,7 +261,7 @@ Result<InterfaceFacts> discover_interface(const std::string& netns, const std::s
 
 AnnounceSession AnnounceSession::prepare(const std::string& netns, const std::string& interface,
                                          const std::vector<std::string>& configured, const GarpSettings& settings,
-                                         AnnounceClock::time_point start) {
+                                         AnnounceClock::time_point start, PacketSockets& sockets) {
     AnnounceSession session;
     session.interface_ = interface;
     session.start_ = start;
@@ -276,27 +282,19 @@ AnnounceSession AnnounceSession::prepare(const std::string& netns, const std::st
         return fail(ok.error());
     // The packet socket first (the one step that needs CAP_NET_RAW), then
     // the kernel's view: both inside the namespace, in one visit.
-    int socket_errno = 0;
+    Result<std::shared_ptr<const UniqueFd>> socket = make_error(ErrorKind::system, "not opened");
     Result<InterfaceFacts> facts = make_error(ErrorKind::system, "not read");
     auto entered = in_netns(netns, [&] {
-        // Protocol 0: this socket sends only; nothing is queued to it.
-        // Sending on it later needs no capability: CAP_NET_RAW is raised
-        // for its creation alone.
-        {
-            EffectiveCapability raise({CAP_NET_RAW});
-            session.socket_.reset(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
-            socket_errno = errno;
-        }
-        if (!session.socket_)
-            return;
-        facts = read_facts(interface);
+        socket = sockets.here();
+        if (socket)
+            facts = read_facts(interface);
     });
     if (!entered)
         return fail(entered.error());
-    if (!session.socket_)
-        return fail(system_error(fmt::format("cannot open a packet socket for {}", where(netns, interface)),
-                                 socket_errno)
-                        .value());
+    if (!socket)
+        return fail(Error{socket.error().kind, {},
+                          fmt::format("{}: {}", where(netns, interface), socket.error().message)});
+    session.socket_ = std::move(*socket);
     if (!facts) {
         session.socket_.reset();
         return fail(
@@ -326,7 +324,7 @@ void AnnounceSession::send(const ScheduledPacket& packet) {
         to.sll_protocol = htons(ETH_P_IPV6);
         std::copy_n(frame.begin(), 6, to.sll_addr);
         size = frame.size();
-        n = ::sendto(socket_.get(), frame.data(), size, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+        n = ::sendto(socket_->get(), frame.data(), size, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
     } else {
         Ipv4Bytes target{};
         std::copy_n(address.bytes.begin(), 4, target.begin());
@@ -335,7 +333,7 @@ void AnnounceSession::send(const ScheduledPacket& packet) {
         to.sll_protocol = htons(ETH_P_ARP);
         std::copy_n(frame.begin(), 6, to.sll_addr);
         size = frame.size();
-        n = ::sendto(socket_.get(), frame.data(), size, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+        n = ::sendto(socket_->get(), frame.data(), size, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
     }
     if (n == static_cast<ssize_t>(size)) {
         ++outcome.sent;
@@ -365,11 +363,29 @@ std::optional<AnnounceClock::time_point> AnnounceSession::next_due() const {
 }
 
 void AnnounceSession::settle() {
-    socket_.reset();  // CAP_NET_RAW's one use is over
+    // Closing a packet socket waits for an RCU grace period: never on this
+    // thread (packet_sockets.hpp). The batch's PacketSockets closes it when
+    // the batch ends; a session that outlived its batch hands it over.
+    release_socket();
     for (auto& o : plan_.outcomes)
         if (o.planned > 0)
             o.result = o.sent == o.planned ? "sent" : o.sent == 0 ? "failed" : "partial";
 }
+
+void AnnounceSession::release_socket() noexcept {
+    if (socket_.use_count() == 1) {
+        try {
+            std::vector<std::shared_ptr<const UniqueFd>> last;
+            last.push_back(std::move(socket_));
+            close_in_background(std::move(last));
+        } catch (const std::bad_alloc&) {
+            // No memory for the hand-over: closed below, on this thread.
+        }
+    }
+    socket_.reset();
+}
+
+AnnounceSession::~AnnounceSession() { release_socket(); }
 
 void AnnounceSession::finish() {
     while (auto due = next_due()) {

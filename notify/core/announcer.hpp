@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,8 @@
 #include "ip_address.hpp"
 #include "kanotify/config.hpp"
 #include "kanotify/error.hpp"
+#include "kanotify/event.hpp"
+#include "packet_sockets.hpp"
 #include "unique_fd.hpp"
 
 namespace kanotify {
@@ -64,6 +67,11 @@ struct ScheduledPacket {
     PacketKind kind = PacketKind::arp_request;
 };
 
+// Whether a transition to `state` of an instance with these settings is
+// announced on the wire: MASTER, and MASTER_RX_LOWER_PRI (a split brain
+// ended), of an instance with a [garp] table sending at least one packet.
+[[nodiscard]] bool announces(State state, const InstanceSettings& settings);
+
 // The pure part: which addresses are announced (the others reported with
 // a reason) and when each packet goes. `configured` empty: every global
 // address of the interface.
@@ -82,10 +90,18 @@ struct AnnouncePlan {
 class AnnounceSession {
   public:
     // Never fails: what went wrong is in outcomes() and error(). Starts the
-    // clock the schedule counts from at `start`.
+    // clock the schedule counts from at `start`. The packet socket comes
+    // from `sockets`, shared with the batch's other sessions in the same
+    // namespace.
     static AnnounceSession prepare(const std::string& netns, const std::string& interface,
                                    const std::vector<std::string>& configured, const GarpSettings& settings,
-                                   AnnounceClock::time_point start);
+                                   AnnounceClock::time_point start, PacketSockets& sockets);
+
+    AnnounceSession(AnnounceSession&&) noexcept = default;
+    AnnounceSession& operator=(AnnounceSession&&) noexcept = default;
+    // A socket still held (a session dropped unfinished) is closed off this
+    // thread, as settle() does.
+    ~AnnounceSession();
 
     // Sends every packet due by now; returns without waiting.
     void send_due();
@@ -109,11 +125,12 @@ class AnnounceSession {
     AnnounceSession() = default;
     void send(const ScheduledPacket& packet);
     void settle();
+    void release_socket() noexcept;
 
     std::string interface_;
     InterfaceFacts facts_;
     AnnouncePlan plan_;
-    UniqueFd socket_;
+    std::shared_ptr<const UniqueFd> socket_;  // shared with the batch's PacketSockets
     AnnounceClock::time_point start_{};
     // Pacing holds on the wire too: a packet sent late pushes the next one.
     std::chrono::microseconds gap_{};

@@ -164,7 +164,8 @@ struct Dispatcher::Impl {
     void drive_units(std::span<const Event> events, const std::vector<std::size_t>& indexes,
                      std::vector<Outcome>& outcomes, std::optional<Error>& journal_error);
     void start_announcement(std::span<const Event> events, const InstanceWork& work,
-                            const std::vector<Outcome>& outcomes, std::vector<Announcement>& out) const;
+                            const std::vector<Outcome>& outcomes, PacketSockets& sockets,
+                            std::vector<Announcement>& out) const;
     void run_hooks(std::span<const Event> events, const std::vector<std::size_t>& indexes,
                    const std::vector<Outcome>& outcomes, std::optional<Error>& journal_error);
 };
@@ -234,7 +235,7 @@ void Dispatcher::Impl::drive_units(std::span<const Event> events, const std::vec
 // The packets due at once leave here, before the state is made durable:
 // moving the traffic is what the transition is for.
 void Dispatcher::Impl::start_announcement(std::span<const Event> events, const InstanceWork& work,
-                                          const std::vector<Outcome>& outcomes,
+                                          const std::vector<Outcome>& outcomes, PacketSockets& sockets,
                                           std::vector<Announcement>& out) const {
     std::optional<std::size_t> last;
     for (auto index : work.events)
@@ -243,13 +244,11 @@ void Dispatcher::Impl::start_announcement(std::span<const Event> events, const I
     if (!last)
         return;
     const auto& event = events[*last];
-    if (event.kind != Kind::instance || (event.state != State::master && event.state != State::master_rx_lower_pri))
-        return;
     const auto& settings = config.for_instance(event.name);
-    if (!settings.garp.enabled || settings.garp.count == 0)
+    if (event.kind != Kind::instance || !announces(event.state, settings))
         return;
     auto session = AnnounceSession::prepare(settings.netns, settings.interface, settings.addresses, settings.garp,
-                                            AnnounceClock::now());
+                                            AnnounceClock::now(), sockets);
     session.send_due();
     out.push_back({*last, std::move(session)});
 }
@@ -455,6 +454,9 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
     auto it = by_instance.begin();
     while (it != by_instance.end()) {
         std::map<Key, InstanceWork> chunk;
+        // Declared first, ended last: the chunk's packet sockets outlive its
+        // sessions and are closed off this thread (packet_sockets.hpp).
+        PacketSockets packet_sockets;
         std::vector<Announcement> announcements;
         for (; it != by_instance.end() && chunk.size() < max_locks_per_commit; ++it) {
             InstanceWork work;
@@ -475,7 +477,7 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
             if (work.failure.empty()) {
                 impl_->reconcile_all(events, work, outcomes);
                 impl_->plan(events, work, outcomes);
-                impl_->start_announcement(events, work, outcomes, announcements);
+                impl_->start_announcement(events, work, outcomes, packet_sockets, announcements);
             }
             chunk.emplace(it->first, std::move(work));
         }
