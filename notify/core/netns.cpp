@@ -5,11 +5,13 @@
 #include <linux/capability.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 
 #include <fmt/format.h>
@@ -124,6 +126,19 @@ Result<UniqueFd> socket_in_netns(const std::string& netns, int domain, int type,
                                                         quote(netns.front() == '/' ? netns : "/run/netns/" + netns)),
                             socket_errno);
     return fd;
+}
+
+Result<int> interface_index(int fd, const std::string& interface) {
+    if (auto ok = validate_interface(interface); !ok)
+        return tl::unexpected(ok.error());
+    ifreq request{};
+    std::memcpy(request.ifr_name, interface.data(), interface.size());
+    if (::ioctl(fd, SIOCGIFINDEX, &request) != 0) {
+        if (errno == ENODEV)
+            return 0;
+        return system_error(fmt::format("cannot look up interface {}", quote(interface)), errno);
+    }
+    return request.ifr_ifindex;
 }
 
 }  // namespace kanotify

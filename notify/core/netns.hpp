@@ -27,4 +27,9 @@ namespace kanotify {
 // the calling thread is back in its own namespace when this returns.
 [[nodiscard]] Result<UniqueFd> socket_in_netns(const std::string& netns, int domain, int type, int protocol);
 
+// The index of `interface` in the namespace `fd` (any socket) belongs to,
+// with SIOCGIFINDEX: no namespace visit, no dump. 0 when the namespace has
+// no such interface.
+[[nodiscard]] Result<int> interface_index(int fd, const std::string& interface);
+
 }  // namespace kanotify

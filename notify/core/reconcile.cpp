@@ -23,7 +23,7 @@ bool needs_reconciliation(const Event& event, const InstanceSettings& settings) 
 
 Verdict reconcile(const Event& event, const InstanceSettings& settings, const AddressLister& list) {
     Verdict verdict;
-    auto kernel = list(settings.netns);
+    auto kernel = list(settings.netns, settings.interface);
     if (!kernel) {
         verdict.note = fmt::format("not reconciled with the interface: {}", kernel.error().describe());
         return verdict;

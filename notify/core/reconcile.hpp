@@ -17,7 +17,10 @@
 
 namespace kanotify {
 
-using AddressLister = std::function<Result<std::vector<KernelAddress>>(const std::string& netns)>;
+// The addresses in a namespace ("" = ours); those of one interface when
+// one is given (list_addresses).
+using AddressLister =
+    std::function<Result<std::vector<KernelAddress>>(const std::string& netns, const std::string& interface)>;
 
 struct Verdict {
     std::optional<std::string> contradiction;  // set: stale, with the reason

@@ -255,14 +255,39 @@ Result<RtnlSnapshot> snapshot_on(int fd) {
     return make_error(ErrorKind::system, "the address table kept changing during the netlink dump");
 }
 
-Result<std::vector<KernelAddress>> list_addresses(const std::string& netns) {
+Result<std::vector<KernelAddress>> list_addresses(const std::string& netns, const std::string& interface) {
     auto fd = socket_in_netns(netns, AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
     if (!fd)
         return tl::unexpected(fd.error());
-    auto snapshot = snapshot_on(fd->get());
-    if (!snapshot)
-        return tl::unexpected(snapshot.error());
-    return std::move(snapshot->addresses);
+    if (interface.empty()) {
+        auto snapshot = snapshot_on(fd->get());
+        if (!snapshot)
+            return tl::unexpected(snapshot.error());
+        return std::move(snapshot->addresses);
+    }
+    auto index = interface_index(fd->get(), interface);
+    if (!index)
+        return tl::unexpected(index.error());
+    std::vector<KernelAddress> on_interface;
+    if (*index == 0)
+        return on_interface;  // no such interface: none of its addresses is there
+    for (std::uint32_t attempt = 1; attempt <= 4; ++attempt) {
+        std::vector<KernelAddress> addresses;
+        if (auto ok = send_dump<ifaddrmsg>(fd->get(), RTM_GETADDR, attempt); !ok)
+            return tl::unexpected(ok.error());
+        auto complete = receive_dump(fd->get(), [&](auto bytes) { return decode_address_dump(bytes, addresses); });
+        if (!complete)
+            return tl::unexpected(complete.error());
+        if (!*complete)
+            continue;  // raced a change (NLM_F_DUMP_INTR): read it again
+        for (auto& entry : addresses)
+            if (entry.ifindex == *index) {
+                entry.ifname = interface;
+                on_interface.push_back(std::move(entry));
+            }
+        return on_interface;
+    }
+    return make_error(ErrorKind::system, "the address table kept changing during the netlink dump");
 }
 
 }  // namespace kanotify

@@ -52,8 +52,12 @@ struct RtnlEvent {
 [[nodiscard]] Result<DumpProgress> decode_rtnl_events(std::span<const std::uint8_t> bytes,
                                                       std::vector<RtnlEvent>& out);
 
-// Every address in `netns` ("" = ours), with interface names.
-[[nodiscard]] Result<std::vector<KernelAddress>> list_addresses(const std::string& netns);
+// Every address in `netns` ("" = ours), with interface names; with an
+// `interface`, only that interface's (one address dump, its index looked
+// up directly: no link dump, whose messages carry every link's statistics
+// and which reconciliation paid on a MASTER's path to its first frame).
+[[nodiscard]] Result<std::vector<KernelAddress>> list_addresses(const std::string& netns,
+                                                                const std::string& interface = {});
 
 // Links (index, name) and addresses, read consistently.
 struct RtnlSnapshot {

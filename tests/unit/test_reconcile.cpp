@@ -150,10 +150,34 @@ TEST_CASE("rtnetlink: the real loopback address is listed", "[netlink]") {
     CHECK(found);
 }
 
+TEST_CASE("rtnetlink: one interface's addresses, without a link dump", "[netlink]") {
+    auto everything = list_addresses("");
+    REQUIRE(everything);
+    auto on_lo = list_addresses("", "lo");
+    REQUIRE(on_lo);
+    // Exactly the full listing's entries named lo, in the same order.
+    std::vector<std::string> expected, got;
+    for (const auto& entry : *everything)
+        if (entry.ifname == "lo")
+            expected.push_back(entry.address.str());
+    for (const auto& entry : *on_lo) {
+        CHECK(entry.ifname == "lo");
+        got.push_back(entry.address.str());
+    }
+    CHECK(got == expected);
+    CHECK_FALSE(got.empty());
+    // No such interface: nothing is on it, and that is no error.
+    auto on_missing = list_addresses("", "kn-no-such0");
+    REQUIRE(on_missing);
+    CHECK(on_missing->empty());
+    // A name that is not one is refused before any system call.
+    CHECK_FALSE(list_addresses("", "a/b"));
+}
+
 namespace {
 
 AddressLister fake(std::vector<std::string> on_eth0) {
-    return [on_eth0](const std::string&) -> Result<std::vector<KernelAddress>> {
+    return [on_eth0](const std::string&, const std::string&) -> Result<std::vector<KernelAddress>> {
         std::vector<KernelAddress> out;
         for (const auto& text : on_eth0) {
             KernelAddress entry;
@@ -192,7 +216,7 @@ TEST_CASE("reconcile: the interface decides which racing argv transition is stal
     settings.interface = "eth1";
     CHECK(reconcile(argv_event(State::master), settings, with).contradiction);
     // A lister failure never blocks recording: noted, applied.
-    AddressLister broken = [](const std::string&) -> Result<std::vector<KernelAddress>> {
+    AddressLister broken = [](const std::string&, const std::string&) -> Result<std::vector<KernelAddress>> {
         return make_error(ErrorKind::system, "no namespace");
     };
     auto verdict = reconcile(argv_event(State::master), settings, broken);
