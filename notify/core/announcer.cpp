@@ -301,6 +301,7 @@ AnnounceSession AnnounceSession::prepare(const std::string& netns, const std::st
             Error{facts.error().kind, {}, fmt::format("{}: {}", where(netns, interface), facts.error().message)});
     }
     session.facts_ = std::move(*facts);
+    session.facts_read_ = true;
     session.plan_ = plan_announcement(session.facts_, configured, settings);
     session.gap_ = std::chrono::microseconds(1000000 / std::max<std::int64_t>(settings.rate_pps, 1));
     if (session.plan_.packets.empty())

@@ -118,6 +118,9 @@ class AnnounceSession {
     [[nodiscard]] const std::string& error() const { return plan_.error; }
     [[nodiscard]] const std::string& interface() const { return interface_; }
     [[nodiscard]] bool forwarding() const { return facts_.forwarding; }
+    // What the kernel said about the interface; null when it could not be
+    // read (error() says why).
+    [[nodiscard]] const InterfaceFacts* facts() const { return facts_read_ ? &facts_ : nullptr; }
     [[nodiscard]] std::uint64_t packets_sent() const;
     [[nodiscard]] std::uint64_t packet_errors() const;
 
@@ -129,6 +132,7 @@ class AnnounceSession {
 
     std::string interface_;
     InterfaceFacts facts_;
+    bool facts_read_ = false;
     AnnouncePlan plan_;
     std::shared_ptr<const UniqueFd> socket_;  // shared with the batch's PacketSockets
     AnnounceClock::time_point start_{};

@@ -156,7 +156,11 @@ struct Dispatcher::Impl {
     Impl(const Impl&) = delete;
     Impl& operator=(const Impl&) = delete;
 
-    void reconcile_all(std::span<const Event> events, const InstanceWork& work, std::vector<Outcome>& outcomes) const;
+    [[nodiscard]] std::optional<Announcement> early_announcement(std::span<const Event> events,
+                                                                 const InstanceWork& work,
+                                                                 PacketSockets& sockets) const;
+    void reconcile_all(std::span<const Event> events, const InstanceWork& work, const Announcement* early,
+                       std::vector<Outcome>& outcomes) const;
     void plan(std::span<const Event> events, InstanceWork& work, std::vector<Outcome>& outcomes) const;
     void commit_chunk(std::map<Key, InstanceWork>& chunk) const;
     [[nodiscard]] bool hooks_configured() const;
@@ -165,7 +169,7 @@ struct Dispatcher::Impl {
                      std::vector<Outcome>& outcomes, std::optional<Error>& journal_error);
     void start_announcement(std::span<const Event> events, const InstanceWork& work,
                             const std::vector<Outcome>& outcomes, PacketSockets& sockets,
-                            std::vector<Announcement>& out) const;
+                            std::optional<Announcement> early, std::vector<Announcement>& out) const;
     void run_hooks(std::span<const Event> events, const std::vector<std::size_t>& indexes,
                    const std::vector<Outcome>& outcomes, std::optional<Error>& journal_error);
 };
@@ -236,7 +240,7 @@ void Dispatcher::Impl::drive_units(std::span<const Event> events, const std::vec
 // moving the traffic is what the transition is for.
 void Dispatcher::Impl::start_announcement(std::span<const Event> events, const InstanceWork& work,
                                           const std::vector<Outcome>& outcomes, PacketSockets& sockets,
-                                          std::vector<Announcement>& out) const {
+                                          std::optional<Announcement> early, std::vector<Announcement>& out) const {
     std::optional<std::size_t> last;
     for (auto index : work.events)
         if (outcomes[index].status == Status::applied || outcomes[index].status == Status::recorded)
@@ -247,10 +251,34 @@ void Dispatcher::Impl::start_announcement(std::span<const Event> events, const I
     const auto& settings = config.for_instance(event.name);
     if (event.kind != Kind::instance || !announces(event.state, settings))
         return;
+    if (!early || early->event != *last)
+        early = Announcement{*last, AnnounceSession::prepare(settings.netns, settings.interface, settings.addresses,
+                                                             settings.garp, AnnounceClock::now(), sockets)};
+    early->session.send_due();
+    out.push_back(std::move(*early));
+}
+
+// An argv MASTER that is both reconciled and announced: the announcer's
+// reading of the interface (libnl, inside the namespace, which it does
+// anyway) answers the reconciliation too, so the namespace is visited and
+// the addresses read once on the way to the first frame. Prepared, not
+// sent: nothing leaves until the transition is known not to be stale.
+std::optional<Announcement> Dispatcher::Impl::early_announcement(std::span<const Event> events,
+                                                                 const InstanceWork& work,
+                                                                 PacketSockets& sockets) const {
+    if (work.events.empty())
+        return std::nullopt;
+    auto index = work.events.back();
+    const auto& event = events[index];
+    const auto& settings = config.for_instance(event.name);
+    if (event.kind != Kind::instance || !announces(event.state, settings) || !needs_reconciliation(event, settings) ||
+        settings.interface.empty())
+        return std::nullopt;
     auto session = AnnounceSession::prepare(settings.netns, settings.interface, settings.addresses, settings.garp,
                                             AnnounceClock::now(), sockets);
-    session.send_due();
-    out.push_back({*last, std::move(session)});
+    if (!session.facts())
+        return std::nullopt;  // reconciliation reads the kernel itself, and says what it found
+    return Announcement{index, std::move(session)};
 }
 
 // One instance's hooks never overlap and run in transition order: this
@@ -304,13 +332,22 @@ void Dispatcher::Impl::run_hooks(std::span<const Event> events, const std::vecto
 // Under the instance lock, so the kernel's view cannot change between our
 // look and our write because of another invocation for this instance.
 void Dispatcher::Impl::reconcile_all(std::span<const Event> events, const InstanceWork& work,
-                                     std::vector<Outcome>& outcomes) const {
+                                     const Announcement* early, std::vector<Outcome>& outcomes) const {
     for (auto index : work.events) {
         const auto& event = events[index];
         const auto& settings = config.for_instance(event.name);
         if (!needs_reconciliation(event, settings))
             continue;
-        auto verdict = reconcile(event, settings, addresses);
+        // The interface as the announcer just read it (early_announcement).
+        AddressLister read_already = [&](const std::string&, const std::string&) {
+            std::vector<KernelAddress> out;
+            const auto& facts = *early->session.facts();
+            for (const auto& a : facts.addresses)
+                out.push_back(KernelAddress{facts.ifindex, facts.name, a.address, a.flags});
+            return Result<std::vector<KernelAddress>>(std::move(out));
+        };
+        bool read = early && early->event == index;
+        auto verdict = reconcile(event, settings, read ? read_already : addresses);
         outcomes[index].note = verdict.note;
         if (verdict.contradiction) {
             outcomes[index].status = Status::stale;
@@ -475,9 +512,10 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
                     work.failure = on_disk.error().describe();
             }
             if (work.failure.empty()) {
-                impl_->reconcile_all(events, work, outcomes);
+                auto early = impl_->early_announcement(events, work, packet_sockets);
+                impl_->reconcile_all(events, work, early ? &*early : nullptr, outcomes);
                 impl_->plan(events, work, outcomes);
-                impl_->start_announcement(events, work, outcomes, packet_sockets, announcements);
+                impl_->start_announcement(events, work, outcomes, packet_sockets, std::move(early), announcements);
             }
             chunk.emplace(it->first, std::move(work));
         }

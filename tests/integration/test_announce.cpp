@@ -301,6 +301,30 @@ TEST_CASE("announce: an interface missing from the namespace is reported", "[ann
     CHECK_THAT(journal, Catch::Contains("there is no interface \\\"nosuch0\\\""));
 }
 
+TEST_CASE("announce: an argv MASTER whose addresses are gone is stale and sends nothing", "[announce]") {
+    // Without --sequence the interface referees racing argv transitions:
+    // the announcer's reading of it decides, and nothing may leave before.
+    Segment seg;
+    TempDir gone;
+    auto stale = announce(seg, gone, "count = 2\ninterval_ms = 10", "addresses = [\"198.51.100.1\"]");
+    INFO(stale.diagnostics);
+    REQUIRE(stale.run.status == 0);
+    CHECK(stale.frames.empty());
+    CHECK(stale.announce_lines.empty());
+    auto journal = slurp(gone.str("state/journal.jsonl"));
+    CHECK_THAT(journal, Catch::Contains("\"outcome\":\"stale\""));
+    CHECK_THAT(journal, Catch::Contains("removed them for a later transition"));
+    // The same MASTER with its address on the interface: announced.
+    must(fmt::format("ip -n {} addr add 198.51.100.1/24 dev ka0", seg.a));
+    TempDir present;
+    auto applied = announce(seg, present, "count = 2\ninterval_ms = 10", "addresses = [\"198.51.100.1\"]");
+    INFO(applied.diagnostics);
+    CHECK(applied.frames.size() == 2);
+    REQUIRE(applied.announce_lines.size() == 1);
+    CHECK(applied.announce_lines[0]["outcome"] == "sent");
+    CHECK_THAT(slurp(present.str("state/journal.jsonl")), Catch::Contains("\"outcome\":\"applied\""));
+}
+
 TEST_CASE("announce: MASTER_RX_LOWER_PRI announces again, BACKUP does not", "[announce]") {
     Segment seg;
     TempDir tmp;
