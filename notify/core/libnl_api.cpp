@@ -21,7 +21,12 @@ constexpr const char* route_soname = "libnl-route-3.so.200";
 
 void* open_library(const char* soname, std::string& failure) {
     // RTLD_LOCAL: nothing else in the process binds to it by accident.
-    void* library = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    // RTLD_LAZY: every function kanotify calls is looked up with dlsym()
+    // below (a missing one fails the load), and binding the libraries'
+    // own hundreds of internal calls up front cost some 40 us on the way
+    // to the first gratuitous ARP. libnl-route-3-200 depends on the exact
+    // libnl-3-200 version, so a lazy binding cannot find a symbol missing.
+    void* library = ::dlopen(soname, RTLD_LAZY | RTLD_LOCAL);
     if (!library) {
         const char* why = ::dlerror();
         failure = fmt::format("cannot load {} for netlink: {}", soname, why ? why : "unknown error");
