@@ -429,7 +429,10 @@ void Monitor::try_notify() {
         return;
     }
     std::uniform_real_distribution<double> jitter(0.0, 1.0);
-    retry_.failed(Clock::now(), jitter(rng_));
+    if (result.busy)
+        retry_.busy(Clock::now(), jitter(rng_));
+    else
+        retry_.failed(Clock::now(), jitter(rng_));
     // The first failure and then every tenth: a stopped agent must not
     // fill the log.
     if (retry_.failures() == 1 || retry_.failures() % 10 == 0)

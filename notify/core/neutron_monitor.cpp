@@ -285,6 +285,12 @@ void RetrySchedule::failed(Clock::time_point now, double jitter) {
     delay_ = std::min(delay_ * 2, max_delay);
 }
 
+void RetrySchedule::busy(Clock::time_point now, double jitter) {
+    ++failures_;
+    auto extra = std::chrono::milliseconds(static_cast<long>(static_cast<double>(busy_delay.count()) * jitter));
+    next_ = now + busy_delay + extra;
+}
+
 int RetrySchedule::wait_ms(Clock::time_point now) const noexcept {
     if (!state_)
         return -1;

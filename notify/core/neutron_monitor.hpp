@@ -100,6 +100,14 @@ class RetrySchedule {
     void set(std::string state, Clock::time_point now);
     // `jitter` in [0, 1): the fraction of the delay added on top.
     void failed(Clock::time_point now, double jitter);
+    // The agent's listen backlog was full (neutron's is 5): it is alive and
+    // answering other routers. Retried after busy_delay plus up to as much
+    // again, and the backoff does not grow: with 100 routers changing at
+    // once, doubling on every full backlog pushed the last of them a
+    // second back (p99 135-1,132 ms). An agent that then goes away is
+    // backed off from where the delay stood.
+    static constexpr std::chrono::milliseconds busy_delay{5};
+    void busy(Clock::time_point now, double jitter);
     void delivered() noexcept { state_.reset(); }
 
     [[nodiscard]] const std::optional<std::string>& pending() const noexcept { return state_; }

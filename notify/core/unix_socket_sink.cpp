@@ -73,8 +73,11 @@ AttemptResult UnixSocketSink::attempt(const std::string& request) const {
         // A Unix stream socket whose listen backlog is full answers EAGAIN
         // to a non-blocking connect: the agent is busy, not gone.
         int err = errno;
-        if (err == EAGAIN)
-            return failure(fmt::format("{}: the listen backlog is full", path));
+        if (err == EAGAIN) {
+            auto full = failure(fmt::format("{}: the listen backlog is full", path));
+            full.busy = true;
+            return full;
+        }
         if (err != EINPROGRESS)
             return failure(fmt::format("cannot connect to {}: {}", path, std::strerror(err)));
         if (!wait_for(fd.get(), POLLOUT, deadline))

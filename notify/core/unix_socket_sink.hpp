@@ -20,6 +20,9 @@ struct AttemptResult {
     bool delivered = false;
     bool retryable = true;
     std::string error;  // why not delivered
+    // The listener is there and its listen backlog is full: it is busy
+    // answering others, not gone, and a slot frees within milliseconds.
+    bool busy = false;
 };
 
 struct DeliveryReport {

@@ -338,6 +338,27 @@ TEST_CASE("retry schedule: backoff grows to its cap, a newer state is tried at o
     CHECK_FALSE(r.pending());
 }
 
+TEST_CASE("monitor retry: a full listen backlog is retried within milliseconds, without growing the backoff",
+          "[monitor]") {
+    using Clock = RetrySchedule::Clock;
+    using std::chrono::milliseconds;
+    RetrySchedule r;
+    auto t = Clock::time_point{} + std::chrono::hours(1);
+    r.set("primary", t);
+    for (int i = 0; i < 20; ++i) {
+        r.busy(t, 0.5);
+        CHECK(r.wait_ms(t) == 7);  // 5 ms and half of it as jitter, every time
+        t += milliseconds(r.wait_ms(t));
+        CHECK(r.due(t));
+    }
+    CHECK(r.failures() == 20);
+    // The agent then goes away: the backoff starts where it stood (10 ms).
+    r.failed(t, 0.0);
+    CHECK(r.wait_ms(t) == 10);
+    r.failed(t, 0.0);
+    CHECK(r.wait_ms(t) == 20);
+}
+
 TEST_CASE("neutron state file: exactly the word, no newline, replaced, never through a symlink",
           "[monitor][files]") {
     TempDir tmp;
