@@ -85,7 +85,7 @@ struct JournalSettings {
 };
 
 struct FifoSettings {
-    std::int64_t grace_ms = 800;  // after SIGTERM: read until EOF, at most this long (keepalived's STOP lines)
+    std::int64_t grace_ms = 1500;  // after SIGTERM: read until EOF (a reload) or this long: keepalived kills us first
     bool checker_lines = true;    // journal VS/RS lines of the global notify_fifo
 };
 

@@ -8,7 +8,9 @@
 // dispatch but never the reading. Nothing but SIGTERM/SIGINT ends it, and
 // even then it reads on until keepalived closes the FIFO or the grace
 // period ends: keepalived writes its final STOP lines after signalling us,
-// and SIGKILLs us about a second later (fifo_end.hpp has the details).
+// and SIGKILLs us a second later at the earliest (fifo_end.hpp has the
+// details), so the default grace outlasts that: every line written before
+// the kill is read.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -379,8 +381,8 @@ int run_fifo(int argc, char** argv) {
     add_global_options(app, global);
     std::string fifo_path;
     std::optional<std::int64_t> grace_ms;
-    app.add_option("--grace-ms", grace_ms, "after SIGTERM, read at most this long while a writer still holds the FIFO (default 800)")
-        ->check(CLI::Range(0, 900));
+    app.add_option("--grace-ms", grace_ms, "after SIGTERM, read at most this long while a writer still holds the FIFO (default 1500)")
+        ->check(CLI::Range(0, 1800));
     app.add_option("fifo", fifo_path, "the FIFO keepalived passes as the last argument")->required();
     if (auto code = parse(app, argc, argv))
         return *code;

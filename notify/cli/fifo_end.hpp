@@ -7,9 +7,12 @@
 // starting the reader. On a reload it SIGTERMs the reader and closes its end
 // at once (unlinking the FIFO only when it created it), then makes the FIFO
 // again and starts a new reader; when the path was already there it reuses
-// the same FIFO. On a shutdown it SIGTERMs the reader, writes every STOP line
-// after that, and closes its end only a second or more later, after its
-// SIGKILL timer (one second after the SIGTERM) has run.
+// the same FIFO. On a shutdown it SIGTERMs the reader, removes every master
+// instance's addresses, writes every STOP line, and closes its end only
+// after its SIGKILL timer has run: one second after the SIGTERM, but never
+// before the STOP lines are written (the timer runs in keepalived's event
+// loop), so when removing the addresses took longer than a second the kill
+// comes right after the last STOP line.
 #pragma once
 
 #include <string>

@@ -316,7 +316,7 @@ Result<void> read_top(const toml::table& t, const std::string& origin, Config& c
                 if (!table) return status;
                 TableReader fr(*table, origin + ": fifo");
                 auto ok2 = fr.each([&](const std::string& fk, const toml::node& fn) -> Result<bool> {
-                    if (fk == "grace_ms") return fr.read(fk, fn, c.fifo.grace_ms, 0, 900);
+                    if (fk == "grace_ms") return fr.read(fk, fn, c.fifo.grace_ms, 0, 1800);
                     if (fk == "checker_lines") return fr.read(fk, fn, c.fifo.checker_lines);
                     return false;
                 });

@@ -83,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(one_of(c.neutron_state_names, {"current", "legacy"}));
     check(one_of(c.log_level, {"debug", "info", "notice", "warning", "error"}));
     check(c.journal.max_bytes >= 4096 && c.journal.keep >= 1 && c.journal.keep <= 1000);
-    check(c.fifo.grace_ms >= 0 && c.fifo.grace_ms <= 900);
+    check(c.fifo.grace_ms >= 0 && c.fifo.grace_ms <= 1800);
     check(absolute_or_empty(c.metrics_textfile));
     check_settings(c.defaults);
     for (const auto& [name, settings] : c.instances) {

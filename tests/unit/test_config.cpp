@@ -144,7 +144,7 @@ TEST_CASE("config: an empty file gives the documented defaults", "[config]") {
     CHECK(config->defaults.dbus.bus == "system");
     CHECK(config->defaults.socket.retries == 5);
     CHECK(config->defaults.hooks.timeout_ms == 30000);
-    CHECK(config->fifo.grace_ms == 800);
+    CHECK(config->fifo.grace_ms == 1500);
 }
 
 TEST_CASE("config: mistakes are errors that name the key", "[config]") {
@@ -172,7 +172,7 @@ TEST_CASE("config: mistakes are errors that name the key", "[config]") {
              {"[log]\nlevel = \"loud\"", "unknown value"},
              {"# caf\xc3\xa9\nstate_dir = \"/x\"", "test.toml:1: byte 0xc3: the configuration must be ASCII"},
              {"a = 1 \xc2\xa7", "must be ASCII"},
-             {"[fifo]\ngrace_ms = 5000", "between 0 and 900"},
+             {"[fifo]\ngrace_ms = 5000", "between 0 and 1800"},
              {"[instance.VI_1]\nrouter_id = \"a\\r\\nX-Evil: 1\"", "router_id"},
              {"[socket]\npath = \"relative.sock\"", "must be absolute"},
              {"[dbus]\ndestination = \"no dots; rm\"", "not a D-Bus bus name"},
