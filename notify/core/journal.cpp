@@ -21,6 +21,7 @@ class JournalLock {
   public:
     explicit JournalLock(int fd) : fd_(fd) {}
     [[nodiscard]] bool held() const { return static_cast<bool>(fd_); }
+    void release() noexcept { fd_.reset(); }
 
   private:
     UniqueFd fd_;
@@ -102,10 +103,21 @@ Result<void> Journal::append(const std::vector<std::string>& lines) const {
         rest.remove_prefix(static_cast<std::size_t>(n));
     }
     crash_point("journal:written");
+    // The lines are in place and in order: unless this append rotates the
+    // journal, the lock goes before the sync, so that other processes
+    // append while these lines are made durable and their syncs overlap
+    // ours (the filesystem can commit them together) instead of queueing
+    // one fdatasync() behind another: 500 argv or preload STOPs all append
+    // at once, and keepalived SIGKILLs them 1.1 s after its STOP notifies.
+    // Durability is unchanged: this call returns once these lines are on
+    // disk, whoever else's come with them.
+    bool rotating = st.st_size + static_cast<off_t>(data.size()) >= settings_.max_bytes;
+    if (!rotating)
+        lock->release();
     if (::fdatasync(fd.get()) != 0)
         return system_error(fmt::format("cannot sync {}/{}", store_.path(), file_name), errno);
     crash_point("journal:synced");
-    if (st.st_size + static_cast<off_t>(data.size()) >= settings_.max_bytes)
+    if (rotating)
         return rotate();
     return {};
 }
