@@ -3,7 +3,10 @@
 // TYPE NAME STATE PRIORITY; notify_master & co. use --state and --instance.
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <exception>
 #include <iostream>
 #include <new>
@@ -49,6 +52,33 @@ void log_outcome(const Event& event, const Outcome& outcome) {
     for (const auto& failure : outcome.unit_failures)
         logger().log(Level::error, fmt::format("{} {}: systemd: {}", to_string(event.kind), event.name, failure),
                      {{"KANOTIFY_INSTANCE", event.name}}, message_id::failure);
+}
+
+// keepalived SIGKILLs the process group of every notify still running
+// 1.1 s after it wrote the STOP notifies of its shutdown (its backstop
+// timer), and a storm of hundreds of STOPs, each with its consumers, is
+// not all recorded by then: the stop storm lost 97-237 of 500. A STOP the
+// preload hook handles carries keepalived's fork sequence (CLOCK_REALTIME
+// based), so recording it late can never overwrite what a restarted
+// keepalived reports meanwhile: it goes on in a child in a session of its
+// own, outside the group keepalived kills, and this process waits for it
+// and ends with its exit status. argv STOPs have no sequence and stay
+// where they are. Returns the exit status in the waiting process, nothing
+// in the child (and nothing when no child could be started: the
+// transition is handled here, as before).
+std::optional<int> continue_outside_process_group() {
+    pid_t child = ::fork();
+    if (child < 0)
+        return std::nullopt;
+    if (child == 0) {
+        (void)::setsid();
+        return std::nullopt;
+    }
+    int status = 0;
+    while (::waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return exit_system;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : exit_system;
 }
 
 }  // namespace
@@ -137,6 +167,9 @@ int run_notify(int argc, char** argv, const NotifyOrigin& origin) {
             return report(dispatcher.error());
     }
 
+    if (origin.source == Source::preload && event->state == State::stop)
+        if (auto code = continue_outside_process_group())
+            return *code;
     drop_privileges(*config);
     // keepalived gives each notify script a death signal (PR_SET_PDEATHSIG,
     // SIGTERM), and its VRRP process exits right after sending the STOP

@@ -172,6 +172,32 @@ check "a copy of the binary (another inode) is exec'd" "$n argv" "$(execs) $(las
 hooked "$host" run "$work/bin/link" --state-dir "$s" "${common[@]}" INSTANCE VI_5 BACKUP 100 >/dev/null 2>&1
 check "a symlink to the binary is handled in place" "$n preload" "$(execs) $(last_field "$s" VI_5 source)"
 
+# 6b. keepalived's shutdown backstop SIGKILLs the process group of every
+# notify still running 1.1 s after its STOP notifies. A STOP handled in
+# place goes on in a child outside that group and finishes; any other
+# state is killed with its group.
+count_hooks() { local n; n=$(grep -c '"type":"hook"' "$1/journal.jsonl" 2>/dev/null); echo "${n:-0}"; }
+printf '[dbus]\nsignal = false\n[hooks]\nstop = [["/bin/sh", "-c", "sleep 0.6"]]\nmaster = [["/bin/sh", "-c", "sleep 0.6"]]\n' \
+	>"$work/slow-hooks.toml"
+s=$work/s6b
+out=$(hooked "$host" killgroup 300 "$wrapper" --state-dir "$s" --config "$work/slow-hooks.toml" --log-target stderr \
+	INSTANCE VI_8 STOP 0 2>/dev/null)
+check "STOP, group killed at 300 ms: the process keepalived waits for is killed" "signal 9" "$out"
+for _ in $(seq 50); do
+	[ "$(count_hooks "$s")" = 0 ] || break
+	sleep 0.1
+done
+check "STOP, group killed: the child outside the group ran the hook to its end and journalled it" "1" "$(count_hooks "$s")"
+check "STOP, group killed: state file" "STOP" "$(state_of "$s" VI_8)"
+check "STOP, group killed: journal source" "preload" "$(last_field "$s" VI_8 source)"
+s=$work/s6b-master
+out=$(hooked "$host" killgroup 300 "$wrapper" --state-dir "$s" --config "$work/slow-hooks.toml" --log-target stderr \
+	INSTANCE VI_8 MASTER 100 2>/dev/null)
+check "MASTER, group killed at 300 ms: killed" "signal 9" "$out"
+sleep 1
+check "MASTER, group killed: nothing outlives keepalived's kill but a STOP (no hook line)" "0" "$(count_hooks "$s")"
+check "MASTER, group killed: the state was recorded before the kill" "MASTER" "$(state_of "$s" VI_8)"
+
 # 7. AT_SECURE: a set-user-id host (root running a program owned by
 #    nobody, so euid != uid). The loader ignores LD_PRELOAD for such a
 #    program, so the host dlopen()s the module and calls its fork and

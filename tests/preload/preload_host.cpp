@@ -16,6 +16,10 @@
 //       real transition. One line per run, "run WALL_US CPU_US" (CPU: the
 //       child's user+system time, what keepalived's machine pays for it),
 //       then "runs N failures F median_wall_us M median_cpu_us C p90_wall_us P".
+//   preload_host killgroup MS PROGRAM ARGS...
+//       one child, whose process group gets SIGKILL after MS, as keepalived's
+//       shutdown backstop does to every notify still running; prints the
+//       child's status.
 //   preload_host errno
 //       errno across the shims: fork() leaves the caller's errno alone in
 //       parent and child; a failing execve() reports the kernel's errno.
@@ -49,7 +53,7 @@ ExecveFn do_execve = ::execve;
 
 [[noreturn]] void usage() {
     std::fputs("usage: preload_host run [--thread] PROGRAM ARGS... | reverse MS PROGRAM ARGS1... -- ARGS2... | "
-               "bench N PROGRAM ARGS... | dlopen MODULE PROGRAM ARGS...\n",
+               "bench N PROGRAM ARGS... | killgroup MS PROGRAM ARGS... | dlopen MODULE PROGRAM ARGS...\n",
                stderr);
     std::exit(2);
 }
@@ -123,6 +127,24 @@ int run(int argc, char** argv) {
         std::perror("preload_host: fork");
         return 1;
     }
+    std::printf("%s\n", describe(reap(pid)).c_str());
+    return 0;
+}
+
+int killgroup(int argc, char** argv) {
+    if (argc < 2)
+        usage();
+    long delay = std::strtol(argv[0], nullptr, 10);
+    pid_t pid = spawn(std::vector<char*>(argv + 1, argv + argc));
+    if (pid < 0) {
+        std::perror("preload_host: fork");
+        return 1;
+    }
+    timespec ts{delay / 1000, (delay % 1000) * 1'000'000};
+    ::nanosleep(&ts, nullptr);
+    // keepalived: kill(-getpgid(child), SIGKILL); spawn() made the child a
+    // group of its own, as keepalived's children are.
+    ::kill(-pid, SIGKILL);
     std::printf("%s\n", describe(reap(pid)).c_str());
     return 0;
 }
@@ -233,6 +255,8 @@ int main(int argc, char** argv) {
         return reverse(argc - 2, argv + 2);
     if (mode == "bench")
         return bench(argc - 2, argv + 2);
+    if (mode == "killgroup")
+        return killgroup(argc - 2, argv + 2);
     if (mode == "errno")
         return errno_kept();
     if (mode == "dlopen")
