@@ -222,8 +222,23 @@ TEST_CASE("announce: every ARP and NA frame reaches the peer with the right fiel
         CHECK(gap >= 150000 - 50000);
         CHECK(gap <= 150000 + 50000);
     }
-    for (std::size_t i = 1; i < result.frames.size(); ++i)
-        CHECK(result.frames[i].time_usec - result.frames[i - 1].time_usec >= 900);  // capture jitter
+    // Within a round, packets at least 1 ms apart (900 us: capture jitter).
+    // The times are the peer's capture times: when its receive work runs
+    // late under load (CI runs the ASan build two tests at a time), one
+    // frame is stamped late and the next one seems to follow it at once
+    // (47 us seen once). One such pair in the run is tolerated; an
+    // announcer that did not pace would show it in all six pairs.
+    int unpaced = 0;
+    for (std::size_t i = 1; i < result.frames.size(); ++i) {
+        if (i % 3 == 0)
+            continue;  // a new round: checked above
+        auto gap = result.frames[i].time_usec - result.frames[i - 1].time_usec;
+        INFO("frames " << i - 1 << " and " << i << ": " << gap << " us apart");
+        CHECK(gap >= 0);
+        if (gap < 900)
+            ++unpaced;
+    }
+    CHECK(unpaced <= 1);
     // tcpdump verifies every NA's checksum.
     CHECK(count_of(result.tcpdump_text, "neighbor advertisement") == 3);
     CHECK(count_of(result.tcpdump_text, "[icmp6 sum ok]") >= 3);
