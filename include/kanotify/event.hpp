@@ -33,6 +33,7 @@ struct Event {
     std::optional<std::uint8_t> priority;  // absent for explicit-state calls without one
     std::uint64_t sequence = 0;            // 0: unknown
     std::int64_t time_usec = 0;            // CLOCK_REALTIME when received
+    std::int64_t boottime_usec = 0;        // CLOCK_BOOTTIME when received (0: unknown)
     Source source = Source::argv;
 };
 
@@ -64,5 +65,10 @@ inline constexpr std::size_t max_name_length = 64;
 [[nodiscard]] std::string quote(std::string_view text);
 
 [[nodiscard]] std::int64_t realtime_usec() noexcept;
+// CLOCK_BOOTTIME: never stepped, shared by every process of one boot.
+[[nodiscard]] std::int64_t boottime_usec() noexcept;
+// The kernel's random id of this boot (its first 64 bits), 0 if unreadable:
+// tells a CLOCK_BOOTTIME stamp of this boot from one of an earlier boot.
+[[nodiscard]] std::uint64_t boot_id() noexcept;
 
 }  // namespace kanotify

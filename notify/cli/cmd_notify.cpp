@@ -57,15 +57,16 @@ void log_outcome(const Event& event, const Outcome& outcome) {
 // keepalived SIGKILLs the process group of every notify still running
 // 1.1 s after it wrote the STOP notifies of its shutdown (its backstop
 // timer), and a storm of hundreds of STOPs, each with its consumers, is
-// not all recorded by then: the stop storm lost 97-237 of 500. A STOP the
-// preload hook handles carries keepalived's fork sequence (CLOCK_REALTIME
-// based), so recording it late can never overwrite what a restarted
-// keepalived reports meanwhile: it goes on in a child in a session of its
-// own, outside the group keepalived kills, and this process waits for it
-// and ends with its exit status. argv STOPs have no sequence and stay
-// where they are. Returns the exit status in the waiting process, nothing
-// in the child (and nothing when no child could be started: the
-// transition is handled here, as before).
+// not all recorded by then: the stop storm lost 97-237 of 500. A STOP goes
+// on in a child in a session of its own, outside the group keepalived
+// kills, and this process waits for it and ends with its exit status.
+// Recorded late, it still never overwrites what a restarted keepalived
+// reported meanwhile: a preload STOP carries keepalived's fork sequence
+// (CLOCK_REALTIME based, increasing across restarts), and an argv STOP is
+// journalled stale when a transition received after it was already
+// recorded (dispatch.cpp, overtaking_change). Returns the exit status in
+// the waiting process, nothing in the child (and nothing when no child
+// could be started: the transition is handled here, as before).
 std::optional<int> continue_outside_process_group() {
     pid_t child = ::fork();
     if (child < 0)
@@ -167,7 +168,7 @@ int run_notify(int argc, char** argv, const NotifyOrigin& origin) {
             return report(dispatcher.error());
     }
 
-    if (origin.source == Source::preload && event->state == State::stop)
+    if (event->state == State::stop)
         if (auto code = continue_outside_process_group())
             return *code;
     drop_privileges(*config);

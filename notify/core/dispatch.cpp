@@ -49,6 +49,7 @@ struct InstanceWork {
     std::uint64_t new_sequence = 0;
     std::uint64_t handled = 0;           // applied or recorded events in this batch
     std::int64_t last_change_usec = 0;
+    std::int64_t last_change_boottime_usec = 0;  // on this boot (boot_id())
     std::optional<State> on_disk;
     std::optional<State> current;
     std::vector<std::size_t> events;  // indexes into the batch, in order
@@ -356,6 +357,29 @@ void Dispatcher::Impl::reconcile_all(std::span<const Event> events, const Instan
     }
 }
 
+namespace {
+
+// A STOP without a sequence (argv) may be recorded late: it continues
+// outside keepalived's process group, past keepalived's exit, and a
+// restarted keepalived may have reported the instance meanwhile. What was
+// received after the STOP, on this boot's never-stepped clock, overtakes
+// it. Other argv states are not ordered this way: keepalived forks them
+// concurrently, so the order they are received in is not keepalived's.
+std::optional<std::string> overtaking_change(const Event& event, const InstanceWork& work) {
+    if (event.sequence != 0 || event.state != State::stop || event.boottime_usec <= 0)
+        return std::nullopt;
+    auto boot = boot_id();
+    std::int64_t latest = work.last_change_boottime_usec;
+    if (boot != 0 && work.recorded.boot == boot)
+        latest = std::max(latest, work.recorded.last_change_boottime_usec);
+    if (latest <= event.boottime_usec)
+        return std::nullopt;
+    return fmt::format("a transition received {} ms after this STOP was already recorded (keepalived restarted)",
+                       (latest - event.boottime_usec) / 1000);
+}
+
+}  // namespace
+
 void Dispatcher::Impl::plan(std::span<const Event> events, InstanceWork& work, std::vector<Outcome>& outcomes) const {
     work.current = work.on_disk;
     work.new_sequence = work.recorded_sequence;
@@ -372,9 +396,15 @@ void Dispatcher::Impl::plan(std::span<const Event> events, InstanceWork& work, s
             outcome.reason = fmt::format("sequence {} is older than the applied {}", event.sequence, work.new_sequence);
             continue;
         }
+        if (auto later = overtaking_change(event, work)) {
+            outcome.status = Status::stale;
+            outcome.reason = *later;
+            continue;
+        }
         work.new_sequence = std::max(work.new_sequence, event.sequence);
         ++work.handled;
         work.last_change_usec = std::max(work.last_change_usec, event.time_usec);
+        work.last_change_boottime_usec = std::max(work.last_change_boottime_usec, event.boottime_usec);
         if (!is_recorded_state(event.state)) {
             outcome.status = Status::recorded;
             continue;
@@ -408,6 +438,10 @@ void Dispatcher::Impl::commit_chunk(std::map<Key, InstanceWork>& chunk) const {
         record.sequence = work.new_sequence;
         record.transitions += work.handled;
         record.last_change_usec = std::max(record.last_change_usec, work.last_change_usec);
+        if (record.boot != boot_id())
+            record.last_change_boottime_usec = 0;  // a stamp of an earlier boot says nothing now
+        record.last_change_boottime_usec = std::max(record.last_change_boottime_usec, work.last_change_boottime_usec);
+        record.boot = boot_id();
         if (auto ok = work.lock.set_record(record); !ok)
             work.failure = ok.error().describe();
     }

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 #include "kanotify/event.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <array>
 #include <charconv>
 #include <ctime>
@@ -159,6 +162,39 @@ std::int64_t realtime_usec() noexcept {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
     return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+std::int64_t boottime_usec() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+std::uint64_t boot_id() noexcept {
+    // Read once per process: it cannot change while the process lives.
+    static const std::uint64_t id = [] {
+        std::uint64_t value = 0;
+        int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return value;
+        char text[64] = {};
+        auto n = ::read(fd, text, sizeof text - 1);
+        ::close(fd);
+        // "xxxxxxxx-xxxx-xxxx-...": the first 16 hex digits, dashes skipped.
+        int digits = 0;
+        for (ssize_t i = 0; i < n && digits < 16; ++i) {
+            char c = text[i];
+            if (c == '-')
+                continue;
+            int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (v < 0)
+                return std::uint64_t{0};
+            value = value << 4 | static_cast<std::uint64_t>(v);
+            ++digits;
+        }
+        return digits == 16 ? value : std::uint64_t{0};
+    }();
+    return id;
 }
 
 }  // namespace kanotify

@@ -19,6 +19,7 @@ Result<Event> build_event(Kind kind, std::string_view name, State state, std::op
     event.state = state;
     event.priority = priority;
     event.time_usec = realtime_usec();
+    event.boottime_usec = boottime_usec();
     return event;
 }
 

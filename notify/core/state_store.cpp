@@ -22,7 +22,9 @@ namespace {
 
 constexpr std::string_view state_suffix = ".state";
 constexpr std::string_view temp_marker = ".state.tmp-";
-constexpr std::size_t record_bytes = 63;  // three 20-digit fields, two spaces, a newline
+// Five 20-digit fields, four spaces, a newline. Records written before the
+// last two fields existed (63 bytes) read with those two as 0.
+constexpr std::size_t record_bytes = 105;
 
 std::string random_suffix() {
     unsigned char bytes[8];
@@ -138,7 +140,7 @@ InstanceRecord InstanceLock::record() const {
     if (n <= 0)
         return out;
     std::string_view text(buffer, static_cast<std::size_t>(n));
-    std::uint64_t fields[3] = {0, 0, 0};
+    std::uint64_t fields[5] = {0, 0, 0, 0, 0};
     for (auto& field : fields) {
         while (!text.empty() && text.front() == ' ')
             text.remove_prefix(1);
@@ -154,12 +156,16 @@ InstanceRecord InstanceLock::record() const {
     out.sequence = fields[0];
     out.transitions = fields[1];
     out.last_change_usec = static_cast<std::int64_t>(fields[2]);
+    out.last_change_boottime_usec = static_cast<std::int64_t>(fields[3]);
+    out.boot = fields[4];
     return out;
 }
 
 Result<void> InstanceLock::set_record(const InstanceRecord& record) const {
-    auto text = fmt::format("{:>20} {:>20} {:>20}\n", record.sequence, record.transitions,
-                            static_cast<std::uint64_t>(std::max<std::int64_t>(record.last_change_usec, 0)));
+    auto text = fmt::format("{:>20} {:>20} {:>20} {:>20} {:>20}\n", record.sequence, record.transitions,
+                            static_cast<std::uint64_t>(std::max<std::int64_t>(record.last_change_usec, 0)),
+                            static_cast<std::uint64_t>(std::max<std::int64_t>(record.last_change_boottime_usec, 0)),
+                            record.boot);
     if (::pwrite(fd_.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
         return system_error("cannot write the instance record", errno);
     return {};

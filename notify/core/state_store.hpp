@@ -37,6 +37,11 @@ struct InstanceRecord {
     std::uint64_t sequence = 0;       // the highest applied, 0 when none was recorded
     std::uint64_t transitions = 0;    // transitions and events handled (for metrics)
     std::int64_t last_change_usec = 0;
+    // When the last applied event was received, on CLOCK_BOOTTIME of boot
+    // `boot` (boot_id()): orders an argv STOP, which has no sequence,
+    // against what a restarted keepalived reported meanwhile. 0: unknown.
+    std::int64_t last_change_boottime_usec = 0;
+    std::uint64_t boot = 0;
 };
 
 class InstanceLock {

@@ -8,7 +8,11 @@
 #      the transition, its journal line and the hook's finish first, then
 #      the signal acts (exit by SIGTERM);
 #   2. a death signal set by the parent, and the parent gone mid-transition:
-#      kanotify cleared it and finishes.
+#      kanotify cleared it and finishes;
+#   3. the SIGKILL keepalived's shutdown sends to the process group of every
+#      notify still running 1.1 s after the STOP notifies: a STOP goes on
+#      outside that group and finishes (hook and journal line); a MASTER
+#      killed the same way does not outlive it.
 #
 #   tests/e2e/argv_signals.sh /path/to/kanotify
 set -uo pipefail
@@ -63,6 +67,39 @@ done
 [ "$(journal_has '"type":"hook".*"name":"VI_2".*"exit_status":0')" = 1 ] &&
 	pass "parent gone: the death signal was cleared, the hook ran to its end" ||
 	fail "parent gone: the STOP's hook did not finish (killed by the death signal?)"
+
+# 3. keepalived's backstop: SIGKILL to the notify's process group.
+killed_group() { # NAME STATE PRIO: run in a process group of its own, kill the group at 300 ms
+	set -m
+	"$bin" --config "$W/kanotify.toml" --log-target stderr INSTANCE "$1" "$2" "$3" 2>"$W/err-$1" &
+	local pid=$!
+	set +m
+	sleep 0.3
+	kill -KILL -- "-$pid"
+	wait "$pid"
+}
+killed_group VI_3 STOP 0
+rc=$?
+[ $rc = 137 ] && pass "STOP, group killed: the process keepalived waits for is killed (exit status $rc)" ||
+	fail "STOP, group killed: exit status $rc, expected 137"
+deadline=$((${EPOCHREALTIME/./} / 1000 + 5000))
+until [ "$(journal_has '"type":"hook".*"name":"VI_3"')" = 1 ] || [ $((${EPOCHREALTIME/./} / 1000)) -ge $deadline ]; do
+	sleep 0.05
+done
+[ "$(cat "$W/state/VI_3.state" 2>/dev/null)" = STOP ] && pass "STOP, group killed: STOP recorded" ||
+	fail "STOP, group killed: state $(cat "$W/state/VI_3.state" 2>/dev/null)"
+[ "$(journal_has '"type":"hook".*"name":"VI_3".*"exit_status":0')" = 1 ] &&
+	pass "STOP, group killed: it went on outside the group, its hook ran to its end" ||
+	fail "STOP, group killed: the hook did not finish: $(grep VI_3 "$W/state/journal.jsonl")"
+killed_group VI_4 MASTER 100
+rc=$?
+sleep 1
+[ $rc = 137 ] && [ "$(cat "$W/state/VI_4.state" 2>/dev/null)" = MASTER ] &&
+	pass "MASTER, group killed: recorded before the kill, killed with the group" ||
+	fail "MASTER, group killed: exit status $rc, state $(cat "$W/state/VI_4.state" 2>/dev/null)"
+! grep -q '"type":"hook".*"name":"VI_4"' "$W/state/journal.jsonl" &&
+	pass "MASTER, group killed: nothing but a STOP outlives keepalived's kill" ||
+	fail "MASTER, group killed: its hook finished outside the group"
 
 [ $failures = 0 ] || {
 	echo "$failures check(s) failed"

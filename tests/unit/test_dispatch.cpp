@@ -112,6 +112,64 @@ TEST_CASE("dispatch: an older sequence is journalled as stale and not applied", 
     CHECK(journal[1]["actions"]["state_file"] == "skipped");
 }
 
+TEST_CASE("dispatch: an argv STOP received before a recorded transition is stale", "[dispatch]") {
+    // keepalived stopped (its STOP handled late, outside its process group),
+    // restarted, and reported BACKUP before the STOP got its turn.
+    TempDir tmp;
+    Config config;
+    config.state_dir = tmp.str("state");
+    config.defaults.dbus.signal = false;  // no signal on whatever system bus the machine has
+    auto dispatcher = Dispatcher::open(config);
+    REQUIRE(dispatcher);
+    auto argv = [](State state, std::int64_t boottime) {
+        auto e = make("VI_1", state, 0);
+        e.source = Source::argv;
+        e.boottime_usec = boottime;
+        return e;
+    };
+    auto now = boottime_usec();
+    auto late_stop = argv(State::stop, now - 2000);
+    auto restarted = argv(State::backup, now - 1000);
+    REQUIRE(dispatcher->handle(std::span<const Event>(&restarted, 1)));
+    auto outcomes = dispatcher->handle(std::span<const Event>(&late_stop, 1));
+    REQUIRE(outcomes);
+    CHECK(outcomes->front().status == Status::stale);
+    CHECK(outcomes->front().reason.find("after this STOP") != std::string::npos);
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "BACKUP\n");
+
+    // A STOP received after what was recorded is applied; so is one whose
+    // record was stamped on another boot (the clock restarted from zero).
+    auto stop = argv(State::stop, now);
+    outcomes = dispatcher->handle(std::span<const Event>(&stop, 1));
+    REQUIRE(outcomes);
+    CHECK(outcomes->front().status == Status::applied);
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "STOP\n");
+    auto master = argv(State::master, now + 1000000);
+    REQUIRE(dispatcher->handle(std::span<const Event>(&master, 1)));
+    {
+        auto store = StateStore::open(config.state_dir);
+        REQUIRE(store);
+        auto lock = store->lock(Kind::instance, "VI_1");
+        REQUIRE(lock);
+        auto record = lock->record();
+        CHECK(record.boot == boot_id());
+        CHECK(record.last_change_boottime_usec == now + 1000000);
+        record.boot ^= 1;
+        REQUIRE(lock->set_record(record));
+    }
+    outcomes = dispatcher->handle(std::span<const Event>(&stop, 1));
+    REQUIRE(outcomes);
+    CHECK(outcomes->front().status == Status::applied);
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "STOP\n");
+
+    // Only STOP is ordered this way: other argv states race at keepalived's
+    // fork and are applied as they come.
+    auto early_backup = argv(State::backup, now - 5000);
+    outcomes = dispatcher->handle(std::span<const Event>(&early_backup, 1));
+    REQUIRE(outcomes);
+    CHECK(outcomes->front().status == Status::applied);
+}
+
 TEST_CASE("dispatch: 50 concurrent invocations with sequences leave the highest", "[dispatch][concurrency]") {
     TempDir tmp;
     Config config;
