@@ -82,11 +82,36 @@ std::optional<int> continue_outside_process_group() {
     return WIFEXITED(status) ? WEXITSTATUS(status) : exit_system;
 }
 
+// Whether the arguments report a STOP, looked at before anything else is
+// done: keepalived's kill comes 1.1 s after the STOP notifies whatever
+// they have done by then, and in a storm of hundreds, time to the fork
+// decides how many escape it. A wrong guess costs one fork, nothing else.
+bool reports_stop(int argc, char** argv) {
+    // keepalived's generic notify appends TYPE NAME STATE PRIORITY.
+    if (argc >= 5 && std::string_view(argv[argc - 2]) == "STOP")
+        return true;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view word = argv[i];
+        std::string_view value;
+        if (word == "--state" && i + 1 < argc)
+            value = argv[i + 1];
+        else if (word.starts_with("--state="))
+            value = word.substr(8);
+        else
+            continue;
+        return parse_state_flag(value) == State::stop;
+    }
+    return false;
+}
+
 }  // namespace
 
 int run_notify(int argc, char** argv) { return run_notify(argc, argv, NotifyOrigin{}); }
 
 int run_notify(int argc, char** argv, const NotifyOrigin& origin) {
+    if (reports_stop(argc, argv))
+        if (auto code = continue_outside_process_group())
+            return *code;
     CLI::App app{"kanotify: record keepalived VRRP transitions and act on them.\n"
                  "Run by keepalived as `notify \"/usr/sbin/kanotify [OPTIONS]\"` (it appends TYPE NAME STATE "
                  "PRIORITY),\nor as `notify_master \"/usr/sbin/kanotify --state master --instance NAME\"`.\n"
@@ -168,9 +193,6 @@ int run_notify(int argc, char** argv, const NotifyOrigin& origin) {
             return report(dispatcher.error());
     }
 
-    if (event->state == State::stop)
-        if (auto code = continue_outside_process_group())
-            return *code;
     drop_privileges(*config);
     // keepalived gives each notify script a death signal (PR_SET_PDEATHSIG,
     // SIGTERM), and its VRRP process exits right after sending the STOP
