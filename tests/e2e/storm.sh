@@ -5,11 +5,11 @@
 # instances per node, real keepalived in two namespaces, a Unix-socket
 # listener and a private D-Bus per node), correctness only, in both
 # scenarios (node a's keepalived stopped, the link cut): every state file
-# right on both nodes, and every instance's last message at the socket
-# listener its final state; for the FIFO reader and the preload hook also no
-# transition lost or applied out of keepalived's order, and none missing or
-# out of order at the socket listener. argv mode runs too (its instances'
-# addresses are configured): every state file and last message must be right.
+# right on both nodes, every instance's last message at the socket listener
+# its final state, no transition lost or applied out of keepalived's order,
+# and none missing or out of order at the socket listener, for the FIFO
+# reader, the preload hook and argv mode (its instances' addresses are
+# configured).
 # The D-Bus subscriber's counts are printed, not checked: a D-Bus signal is
 # not owed (no pending entry, no later flush), so a handler keepalived kills
 # loses it by design.
