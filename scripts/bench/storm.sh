@@ -12,7 +12,11 @@
 #            LD_PRELOAD (transitions handled in the forked child);
 #   shell:   generic `notify` running scripts/bench/reference-notify-consumers.sh
 #            (state file by mktemp + mv, one log line, curl --unix-socket,
-#            busctl emit; its paths hard-coded, as a real script would).
+#            busctl emit; its paths hard-coded, as a real script would);
+#   floor:   (not run by default) the preload hook doing nothing, i.e.
+#            `kanotify --version` in place: what keepalived's fork of a
+#            child and its exit cost, the least any notify pays. Only its
+#            CPU means something; it records and delivers nothing.
 # Each node has its own consumers, outside the namespaces: a private
 # dbus-daemon (its own configuration; the system bus's default limits) and
 # kanotify_storm_consumer (tests/e2e/storm_consumer.cpp), a Unix-socket HTTP
@@ -98,7 +102,7 @@ if [ "${1:-}" != --one ]; then
 	variants=("$@")
 	[ ${#variants[@]} -gt 0 ] || variants=(argv fifo preload shell)
 	for v in "${variants[@]}"; do
-		case $v in argv | fifo | preload | shell) ;; *) die "unknown variant '$v' (argv, fifo, preload, shell)" ;; esac
+		case $v in argv | fifo | preload | shell | floor) ;; *) die "unknown variant '$v' (argv, fifo, preload, shell, floor)" ;; esac
 	done
 	read -r -a scenarios <<<"$SCENARIOS"
 	[ ${#scenarios[@]} -gt 0 ] || die "SCENARIOS is empty (stop, cut)"
@@ -114,7 +118,7 @@ if [ "${1:-}" != --one ]; then
 	[ -x "$KANOTIFY" ] || die "no kanotify binary at $KANOTIFY (set BUILD or KANOTIFY)"
 	[ -x "$CONSUMER" ] || die "no consumer program at $CONSUMER (set BUILD or CONSUMER; built with the tests)"
 	for v in "${variants[@]}"; do
-		if [ "$v" = preload ] && [ ! -f "$MODULE" ]; then die "no preload module at $MODULE (set BUILD or MODULE)"; fi
+		if [[ $v == preload || $v == floor ]] && [ ! -f "$MODULE" ]; then die "no preload module at $MODULE (set BUILD or MODULE)"; fi
 	done
 	results=$(mktemp)
 	trap 'rm -f "$results"' EXIT
@@ -291,6 +295,8 @@ write_configs() {
 		case $variant in
 		argv | preload)
 			notify="    notify \"$KN_BIN --config $toml --state-dir $sd --log-file $(kn_kanotify_log "$node")\"" ;;
+		floor)
+			notify="    notify \"$KN_BIN --version\"" ;;
 		fifo)
 			global_extra="    vrrp_notify_fifo $(kn_fifo "$node")
     vrrp_notify_fifo_script \"$KN_BIN fifo --config $toml --state-dir $sd --log-file $(kn_kanotify_log "$node")\"" ;;
@@ -367,7 +373,7 @@ cg_peak_mib() {
 start_keepalived() {
 	local node=$1 dir=$KN_RUN/$1 waited=0 cg=${CG[$1]:-}
 	local -a env=()
-	[ "$variant" != preload ] || env=(env "LD_PRELOAD=$KN_RUN/lib/libkanotify-preload.so" "KANOTIFY_BINARY=$KN_BIN")
+	[[ $variant != preload && $variant != floor ]] || env=(env "LD_PRELOAD=$KN_RUN/lib/libkanotify-preload.so" "KANOTIFY_BINARY=$KN_BIN")
 	# The subshell joins the cgroup and execs: $! is keepalived's pid.
 	(
 		[ -z "$cg" ] || echo "$BASHPID" >"$cg/cgroup.procs"
@@ -385,10 +391,15 @@ start_keepalived() {
 	done
 }
 
-# How many of node's state files hold STATE.
+# How many of node's state files hold STATE (floor: keepalived's log lines
+# entering it; it has no files).
 count_state() {
 	local n
-	n=$(grep -lx "$2" "$(kn_state_dir "$1")"/VI_*.state 2>/dev/null | wc -l)
+	if [ "$variant" = floor ]; then
+		n=$(grep -c "Entering $2 STATE" "$(kn_ka_log "$1")" 2>/dev/null)
+	else
+		n=$(grep -lx "$2" "$(kn_state_dir "$1")"/VI_*.state 2>/dev/null | wc -l)
+	fi
 	echo "${n:-0}"
 }
 # Waits until all N state files of node hold STATE; sets WAITED_MS.
@@ -433,7 +444,7 @@ handler_ticks() {
 # The consumers first: kn_cleanup waits for every child of this shell.
 trap 'stop_consumers; kn_cleanup; remove_cgroups' EXIT
 setup_netns
-if [ "$variant" = preload ]; then
+if [[ $variant == preload || $variant == floor ]]; then
 	cp -- "$MODULE" "$KN_RUN/lib/libkanotify-preload.so" || fail "copying the module"
 	chmod 0644 "$KN_RUN/lib/libkanotify-preload.so"
 fi
@@ -487,6 +498,18 @@ fi
 [ -n "$settle_ms" ] || fail "b's keepalived logged only $(grep -c 'Entering MASTER STATE' "$b_log") of $N 'Entering MASTER STATE' within $timeout_ms ms"
 [ -n "$files_ms" ] || echo "$variant: state files not all right after $(kn_ms_since "$t0") ms: b MASTER $(count_state b MASTER), a $a_final $(count_state a "$a_final") of $N"
 wait_consumers_quiet
+
+# b's transitions during the storm: what its handlers' CPU is divided by.
+b_moves=$(grep -c 'Entering MASTER STATE' "$b_log")
+hz=$(getconf CLK_TCK)
+cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}')
+per=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v n="$b_moves" 'BEGIN {printf "%d", t / hz * 1e6 / n}')
+fmt_s() { if [ -n "$1" ]; then awk -v m="$1" 'BEGIN {printf "%.2f", m / 1000}'; else echo "-"; fi; }
+if [ "$variant" = floor ]; then
+	echo "$scenario floor: settle $(fmt_s "$settle_ms") s; handler CPU $cpu s, $per us per transition of b (nothing recorded or delivered: not checked)"
+	echo "RESULT $scenario $variant $N $(fmt_s "$settle_ms") - - - - - - $cpu $per $peak - - - - - - - - - - - -"
+	exit 0
+fi
 
 # Correctness over the whole run, both nodes: keepalived's log (and STOP for
 # every instance of the stopped node) against what the handlers recorded
@@ -574,12 +597,6 @@ expected=$((expected_a + expected_b))
 srx=$((srx_a + srx_b)) slost=$((slost_a + slost_b)) sdup=$((sdup_a + sdup_b)) sorder=$((sorder_a + sorder_b)) slast=$((slast_a + slast_b))
 drx=$((drx_a + drx_b)) dlost=$((dlost_a + dlost_b)) ddup=$((ddup_a + ddup_b)) dorder=$((dorder_a + dorder_b)) dlast=$((dlast_a + dlast_b))
 bad=$((bad_a + bad_b))
-# b's transitions during the storm: what its handlers' CPU is divided by.
-b_moves=$(grep -c 'Entering MASTER STATE' "$b_log")
-hz=$(getconf CLK_TCK)
-cpu=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}')
-per=$(awk -v t=$((ticks1 - ticks0)) -v hz="$hz" -v n="$b_moves" 'BEGIN {printf "%d", t / hz * 1e6 / n}')
-fmt_s() { if [ -n "$1" ]; then awk -v m="$1" 'BEGIN {printf "%.2f", m / 1000}'; else echo "-"; fi; }
 lag="-"
 [ -z "$b_ms" ] || lag=$(fmt_s $((b_ms - settle_ms)))
 echo "$scenario $variant: keepalived made $expected_a transitions on a, $expected_b on b; settle $(fmt_s "$settle_ms") s, b files $(fmt_s "$b_ms") s, all files $(fmt_s "$files_ms") s; lost a/b $lost_a/$lost_b, out of order a/b $order_a/$order_b, wrong files a/b $wrong_a/$wrong_b"
