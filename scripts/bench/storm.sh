@@ -601,6 +601,23 @@ lag="-"
 [ -z "$b_ms" ] || lag=$(fmt_s $((b_ms - settle_ms)))
 echo "$scenario $variant: keepalived made $expected_a transitions on a, $expected_b on b; settle $(fmt_s "$settle_ms") s, b files $(fmt_s "$b_ms") s, all files $(fmt_s "$files_ms") s; lost a/b $lost_a/$lost_b, out of order a/b $order_a/$order_b, wrong files a/b $wrong_a/$wrong_b"
 echo "$scenario $variant: socket listener a/b: received $srx_a/$srx_b, lost $slost_a/$slost_b, repeated $sdup_a/$sdup_b, out of order $sorder_a/$sorder_b, last not final $slast_a/$slast_b; D-Bus subscriber a/b: received $drx_a/$drx_b, lost $dlost_a/$dlost_b, repeated $ddup_a/$ddup_b, out of order $dorder_a/$dorder_b, last not final $dlast_a/$dlast_b; unreadable $bad"
+# preload: per instance, from keepalived's fork of the notify that made its
+# last transition (the hook's sequence is CLOCK_REALTIME at that fork, in
+# us) until its state file was written (its mtime): the target's "state
+# file right within 2 s of keepalived's own transition", measured exactly.
+if [ "$variant" = preload ]; then
+	for node in a b; do
+		sd=$(kn_state_dir "$node")
+		sed -n 's/.*"type":"transition".*"name":"\(VI_[0-9]*\)".*"sequence":\([0-9]*\).*"outcome":"applied".*/\1 \2/p' \
+			"$sd/journal.jsonl" | awk '{ last[$1] = $2 } END { for (k in last) print k, last[k] }' |
+			while read -r name seq; do
+				m=$(stat -c %.6Y "$sd/$name.state" 2>/dev/null) || continue
+				echo $((${m/./} - seq))
+			done | sort -n | awk -v s="$scenario" -v n="$node" 'NF { v[++c] = $1 }
+				END { if (c) printf "%s preload: node %s, keepalived'"'"'s fork of each instance'"'"'s last notify until its state file: median %.2f s, p90 %.2f s, max %.2f s (%d instances)\n",
+					s, n, v[int((c + 1) / 2)] / 1e6, v[int(c * 0.9 + 0.5)] / 1e6, v[c] / 1e6, c }'
+	done
+fi
 if ((bad)); then
 	grep -h '^bad' "$(consumer_out a)" "$(consumer_out b)" | sort | uniq -c | sed "s/^/$scenario $variant: consumer: /"
 fi
