@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>  // renameat2
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -32,6 +33,17 @@ Result<PendingStore> PendingStore::open(const StateStore& store, const std::stri
 Result<void> PendingStore::put(const Delivery& delivery) const {
     auto name = pending_file_name(delivery.event.kind, delivery.event.name);
     auto text = delivery_json(delivery);
+    // The entry delivered last for this instance was renamed to its spare
+    // (remove()): rewritten and renamed back, no inode is allocated or freed.
+    auto spare = fmt::format(".{}.spare", name);
+    if (UniqueFd reused = open_spare(dir_.get(), spare)) {
+        errno = 0;
+        if (::write(reused.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::renameat(dir_.get(), spare.c_str(), dir_.get(), name.c_str()) == 0)
+            return {};
+        int err = errno == 0 ? EIO : errno;  // a short write sets none
+        return system_error(fmt::format("cannot record pending delivery {}", quote(name)), err);
+    }
     // O_CREAT|O_EXCL never follows a symlink planted at the temporary name
     // (it fails with EEXIST) and the name is random: a taken name costs one
     // more attempt, as for state files.
@@ -62,6 +74,11 @@ Result<void> PendingStore::put(const Delivery& delivery) const {
 
 Result<void> PendingStore::remove(Kind kind, const std::string& name) const {
     auto file = pending_file_name(kind, name);
+    // Kept as the instance's spare for its next entry (put()) when there is
+    // none yet; RENAME_NOREPLACE never replaces one (or what is planted there).
+    auto spare = fmt::format(".{}.spare", file);
+    if (::renameat2(dir_.get(), file.c_str(), dir_.get(), spare.c_str(), RENAME_NOREPLACE) == 0 || errno == ENOENT)
+        return {};
     if (::unlinkat(dir_.get(), file.c_str(), 0) != 0 && errno != ENOENT)
         return system_error(fmt::format("cannot remove pending delivery {}", quote(file)), errno);
     return {};

@@ -66,6 +66,7 @@ struct StagedState {
     std::string name;
     std::string temp_name;
     UniqueFd fd;
+    bool spare = false;  // temp_name is the instance's spare, exchanged into place
 };
 
 struct StoredState {
@@ -141,6 +142,13 @@ class StateStore {
 // regular file with one link. A hard link planted at its name would have us
 // overwrite the file it shares.
 [[nodiscard]] Result<void> check_written_in_place(int fd, const std::string& display);
+
+// A spare below `dir_fd`: a file kept to be rewritten and renamed or
+// exchanged into place instead of a new one, so that a write neither
+// allocates nor frees an inode. Open for writing and emptied; an invalid
+// descriptor when there is none, or when what is there is not our own
+// single-link regular file (a planted link or FIFO is never written to).
+[[nodiscard]] UniqueFd open_spare(int dir_fd, const std::string& name);
 
 // Reads a whole small file below `dir_fd` without following symlinks.
 [[nodiscard]] Result<std::optional<std::string>> read_small_file(int dir_fd, const std::string& name,

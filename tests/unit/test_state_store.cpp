@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include <fmt/format.h>
+
 #include "state_store.hpp"
 #include "temp_dir.hpp"
 
@@ -32,13 +34,14 @@ TEST_CASE("state store: write, read back, replace", "[store]") {
     REQUIRE(listed->size() == 2);
     CHECK(listed->at(0).name == "VI_1");
     CHECK(listed->at(1).kind == Kind::group);
-    // Nothing but the state files, the journal's place and the lock directory.
+    // Nothing but the state files, their spares, the journal's place and
+    // the lock directory.
     std::size_t entries = 0;
     for (const auto& entry : fs::directory_iterator(tmp.path() / "state")) {
         (void)entry;
         ++entries;
     }
-    CHECK(entries == 3);  // VI_1.state, group/, .locks/
+    CHECK(entries == 4);  // VI_1.state, .VI_1.state.spare, group/, .locks/
 }
 
 TEST_CASE("state store: events are not states and names are validated", "[store]") {
@@ -80,12 +83,38 @@ TEST_CASE("state store: a crash between write and rename leaves the old state", 
         REQUIRE(WIFSIGNALED(status));
         CHECK(read_file(fs::path(dir) / "VI_1.state") == "BACKUP\n");
     }
-    // The abandoned temporaries are found and removed, nothing else is.
+    // Each unfinished write was made to the spare, which stays the spare:
+    // nothing was abandoned.
     auto store = StateStore::open(dir);
     REQUIRE(store);
     auto removed = store->remove_stale_temporaries();
     REQUIRE(removed);
-    CHECK(*removed == 3);
+    CHECK(*removed == 0);
+    CHECK(read_file(fs::path(dir) / "VI_1.state") == "BACKUP\n");
+    // Without a usable spare a write takes a temporary name; one abandoned
+    // by a crash is found and removed, nothing else is.
+    fs::remove(fs::path(dir) / ".VI_1.state.spare");
+    fs::create_symlink("/nonexistent", fs::path(dir) / ".VI_1.state.spare");
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        StoreHooks hooks;
+        hooks.fault_point = [](std::string_view at) {
+            if (at == "state:written")
+                ::raise(SIGKILL);
+        };
+        auto crashing = StateStore::open(dir, hooks);
+        if (crashing)
+            (void)crashing->write(Kind::instance, "VI_1", State::master);
+        ::_exit(3);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFSIGNALED(status));
+    removed = store->remove_stale_temporaries();
+    REQUIRE(removed);
+    CHECK(*removed == 1);
+    CHECK(fs::is_symlink(fs::path(dir) / ".VI_1.state.spare"));
     CHECK(read_file(fs::path(dir) / "VI_1.state") == "BACKUP\n");
     REQUIRE(store->write(Kind::instance, "VI_1", State::master));
     CHECK(read_file(fs::path(dir) / "VI_1.state") == "MASTER\n");
@@ -135,12 +164,53 @@ TEST_CASE("state store: a symlink planted at the temporary name is not followed"
     hooks.temp_suffix = [&calls] { return ++calls == 1 ? std::string("predicted") : std::string("next"); };
     auto store = StateStore::open(tmp.str("state"), hooks);
     REQUIRE(store);
+    // Planted at the spare's name too, so that a temporary name is needed.
+    fs::create_symlink(tmp.path() / "victim", tmp.path() / "state/.VI_1.state.spare");
     fs::create_symlink(tmp.path() / "victim", tmp.path() / "state/.VI_1.state.tmp-predicted");
     REQUIRE(store->write(Kind::instance, "VI_1", State::backup));
     CHECK(calls == 2);
     CHECK(read_file(tmp.path() / "victim") == "precious\n");
     CHECK(read_file(tmp.path() / "state/VI_1.state") == "BACKUP\n");
     CHECK(fs::is_symlink(tmp.path() / "state/.VI_1.state.tmp-predicted"));
+    CHECK(fs::is_symlink(tmp.path() / "state/.VI_1.state.spare"));
+}
+
+TEST_CASE("state store: the replaced state file is kept as the spare, no new file per write", "[store]") {
+    TempDir tmp;
+    int calls = 0;
+    StoreHooks hooks;
+    hooks.temp_suffix = [&calls] { return fmt::format("n{}", ++calls); };
+    auto store = StateStore::open(tmp.str("state"), hooks);
+    REQUIRE(store);
+    REQUIRE(store->write(Kind::instance, "VI_1", State::backup));
+    REQUIRE(store->write(Kind::instance, "VI_1", State::master));
+    auto spare = tmp.path() / "state/.VI_1.state.spare";
+    REQUIRE(fs::exists(spare));
+    CHECK(read_file(spare) == "BACKUP\n");  // what the exchange moved out
+    struct stat before {};
+    REQUIRE(::stat(spare.c_str(), &before) == 0);
+    REQUIRE(store->write(Kind::instance, "VI_1", State::fault));
+    struct stat state {};
+    REQUIRE(::stat((tmp.path() / "state/VI_1.state").c_str(), &state) == 0);
+    CHECK(state.st_ino == before.st_ino);  // the spare was rewritten and exchanged in
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "FAULT\n");
+    CHECK(read_file(spare) == "MASTER\n");
+    CHECK((state.st_mode & 07777) == 0644);
+    CHECK(calls == 0);  // no temporary name was ever needed
+    // The spare is not a state: nothing lists it.
+    auto listed = store->list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->front().name == "VI_1");
+
+    // A spare that is not our plain single-link file is never written to.
+    write_file(tmp.path() / "victim", "precious\n");
+    fs::remove(spare);
+    fs::create_hard_link(tmp.path() / "victim", spare);
+    REQUIRE(store->write(Kind::instance, "VI_1", State::backup));
+    CHECK(read_file(tmp.path() / "victim") == "precious\n");
+    CHECK(read_file(tmp.path() / "state/VI_1.state") == "BACKUP\n");
+    CHECK(calls == 1);
 }
 
 TEST_CASE("state store: the state directory itself must not be a symlink or world-writable", "[store][security]") {
