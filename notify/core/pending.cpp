@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +21,16 @@ std::string pending_file_name(Kind kind, const std::string& name) {
     return fmt::format("{}:{}", kind == Kind::group ? "group" : "instance", name);
 }
 
+namespace {
+
+// Spares live in a subdirectory: listing the sink's directory, which every
+// invocation does to find what is owed, then reads only live entries.
+constexpr char spare_directory[] = ".spare";
+
+std::string spare_path(const std::string& file) { return fmt::format("{}/{}", spare_directory, file); }
+
+}  // namespace
+
 Result<PendingStore> PendingStore::open(const StateStore& store, const std::string& sink) {
     auto top = open_subdirectory(store.dir_fd(), "pending", 0700, store.path() + "/pending");
     if (!top)
@@ -33,9 +44,9 @@ Result<PendingStore> PendingStore::open(const StateStore& store, const std::stri
 Result<void> PendingStore::put(const Delivery& delivery) const {
     auto name = pending_file_name(delivery.event.kind, delivery.event.name);
     auto text = delivery_json(delivery);
-    // The entry delivered last for this instance was renamed to its spare
+    // The entry delivered last for this instance was moved to its spare
     // (remove()): rewritten and renamed back, no inode is allocated or freed.
-    auto spare = fmt::format(".{}.spare", name);
+    auto spare = spare_path(name);
     if (UniqueFd reused = open_spare(dir_.get(), spare)) {
         errno = 0;
         if (::write(reused.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
@@ -76,8 +87,14 @@ Result<void> PendingStore::remove(Kind kind, const std::string& name) const {
     auto file = pending_file_name(kind, name);
     // Kept as the instance's spare for its next entry (put()) when there is
     // none yet; RENAME_NOREPLACE never replaces one (or what is planted there).
-    auto spare = fmt::format(".{}.spare", file);
-    if (::renameat2(dir_.get(), file.c_str(), dir_.get(), spare.c_str(), RENAME_NOREPLACE) == 0 || errno == ENOENT)
+    auto spare = spare_path(file);
+    auto keep = [&] { return ::renameat2(dir_.get(), file.c_str(), dir_.get(), spare.c_str(), RENAME_NOREPLACE); };
+    int kept = keep();
+    if (kept != 0 && errno == ENOENT && ::faccessat(dir_.get(), file.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+        return {};  // nothing to remove
+    if (kept != 0 && errno == ENOENT && ::mkdirat(dir_.get(), spare_directory, 0700) == 0)
+        kept = keep();  // the first spare of this sink
+    if (kept == 0)
         return {};
     if (::unlinkat(dir_.get(), file.c_str(), 0) != 0 && errno != ENOENT)
         return system_error(fmt::format("cannot remove pending delivery {}", quote(file)), errno);

@@ -83,14 +83,14 @@ TEST_CASE("pending store: an entry is written, listed, replaced by a newer one a
     CHECK(entries_in(tmp.path() / "state/pending/socket") == 1);  // no temporary left behind
     REQUIRE(pending->remove(Kind::instance, "VI_1"));
     // Kept as the instance's spare, which nothing lists.
-    CHECK(entries_in(tmp.path() / "state/pending/socket") == 1);
-    CHECK(fs::exists(tmp.path() / "state/pending/socket/.instance:VI_1.spare"));
+    CHECK(entries_in(tmp.path() / "state/pending/socket") == 1);  // .spare/
+    CHECK(fs::exists(tmp.path() / "state/pending/socket/.spare/instance:VI_1"));
     listed = pending->list();
     REQUIRE(listed);
     CHECK(listed->empty());
     // The next entry reuses it: the same inode, renamed back.
     struct stat spare {};
-    REQUIRE(::stat((tmp.path() / "state/pending/socket/.instance:VI_1.spare").c_str(), &spare) == 0);
+    REQUIRE(::stat((tmp.path() / "state/pending/socket/.spare/instance:VI_1").c_str(), &spare) == 0);
     REQUIRE(pending->put(delivery_of("VI_1", State::fault)));
     struct stat entry {};
     REQUIRE(::stat((tmp.path() / "state/pending/socket/instance:VI_1").c_str(), &entry) == 0);
@@ -103,10 +103,10 @@ TEST_CASE("pending store: an entry is written, listed, replaced by a newer one a
     // With a spare already there, a removed entry is simply deleted.
     REQUIRE(pending->remove(Kind::instance, "VI_1"));
     REQUIRE(pending->put(delivery_of("VI_2", State::master)));
-    write_file(tmp.path() / "state/pending/socket/.instance:VI_2.spare", "");
+    write_file(tmp.path() / "state/pending/socket/.spare/instance:VI_2", "");
     REQUIRE(pending->remove(Kind::instance, "VI_2"));
     CHECK_FALSE(fs::exists(tmp.path() / "state/pending/socket/instance:VI_2"));
-    CHECK(entries_in(tmp.path() / "state/pending/socket") == 2);  // the two spares
+    CHECK(entries_in(tmp.path() / "state/pending/socket/.spare") == 2);
 }
 
 TEST_CASE("pending store: a spare that is a planted link or FIFO is never written to", "[pending][security]") {
@@ -116,10 +116,11 @@ TEST_CASE("pending store: a spare that is a planted link or FIFO is never writte
     auto pending = PendingStore::open(*store, "socket");
     REQUIRE(pending);
     write_file(tmp.path() / "victim", "precious\n");
-    auto dir = tmp.path() / "state/pending/socket";
-    fs::create_hard_link(tmp.path() / "victim", dir / ".instance:VI_1.spare");
-    fs::create_symlink(tmp.path() / "victim", dir / ".instance:VI_2.spare");
-    REQUIRE(::mkfifo((dir / ".instance:VI_3.spare").c_str(), 0600) == 0);
+    auto dir = tmp.path() / "state/pending/socket/.spare";
+    fs::create_directory(dir);
+    fs::create_hard_link(tmp.path() / "victim", dir / "instance:VI_1");
+    fs::create_symlink(tmp.path() / "victim", dir / "instance:VI_2");
+    REQUIRE(::mkfifo((dir / "instance:VI_3").c_str(), 0600) == 0);
     for (const char* name : {"VI_1", "VI_2", "VI_3"}) {
         INFO(name);
         REQUIRE(pending->put(delivery_of(name, State::master)));
@@ -130,8 +131,8 @@ TEST_CASE("pending store: a spare that is a planted link or FIFO is never writte
     }
     CHECK(read_file(tmp.path() / "victim") == "precious\n");
     CHECK(fs::hard_link_count(tmp.path() / "victim") == 2);
-    CHECK(fs::is_symlink(dir / ".instance:VI_2.spare"));
-    CHECK(fs::is_fifo(dir / ".instance:VI_3.spare"));
+    CHECK(fs::is_symlink(dir / "instance:VI_2"));
+    CHECK(fs::is_fifo(dir / "instance:VI_3"));
 }
 
 TEST_CASE("pending store: a symlink planted at pending or at pending/SINK is refused, its target untouched",
