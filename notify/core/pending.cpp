@@ -92,8 +92,11 @@ Result<void> PendingStore::remove(Kind kind, const std::string& name) const {
     int kept = keep();
     if (kept != 0 && errno == ENOENT && ::faccessat(dir_.get(), file.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) != 0)
         return {};  // nothing to remove
-    if (kept != 0 && errno == ENOENT && ::mkdirat(dir_.get(), spare_directory, 0700) == 0)
-        kept = keep();  // the first spare of this sink
+    // The first spare of this sink: its directory is made with the mode
+    // it needs whatever keepalived's umask (open_subdirectory).
+    if (kept != 0 && errno == ENOENT &&
+        open_subdirectory(dir_.get(), spare_directory, 0700, fmt::format("pending/.../{}", spare_directory)))
+        kept = keep();
     if (kept == 0)
         return {};
     if (::unlinkat(dir_.get(), file.c_str(), 0) != 0 && errno != ENOENT)

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <optional>
 
 #include "journal.hpp"
 #include "pending.hpp"
@@ -107,6 +108,29 @@ TEST_CASE("pending store: an entry is written, listed, replaced by a newer one a
     REQUIRE(pending->remove(Kind::instance, "VI_2"));
     CHECK_FALSE(fs::exists(tmp.path() / "state/pending/socket/instance:VI_2"));
     CHECK(entries_in(tmp.path() / "state/pending/socket/.spare") == 2);
+}
+
+TEST_CASE("pending store: the spare is reused under keepalived's umask too", "[pending]") {
+    // keepalived runs notify scripts with a umask that clears execute bits:
+    // a spare directory made with it would refuse every later rename.
+    TempDir tmp;
+    auto old_mask = ::umask(0177);
+    auto store = StateStore::open(tmp.str("state"));
+    std::optional<PendingStore> pending;
+    if (store)
+        if (auto opened = PendingStore::open(*store, "socket"))
+            pending.emplace(std::move(*opened));
+    bool ok = pending && pending->put(delivery_of("VI_1", State::master)) &&
+              pending->remove(Kind::instance, "VI_1") && pending->put(delivery_of("VI_1", State::backup));
+    ::umask(old_mask);
+    REQUIRE(ok);
+    auto spare_dir = tmp.path() / "state/pending/socket/.spare";
+    REQUIRE(fs::is_directory(spare_dir));
+    struct stat st {};
+    REQUIRE(::stat(spare_dir.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0700);
+    REQUIRE(pending->remove(Kind::instance, "VI_1"));
+    CHECK(fs::exists(spare_dir / "instance:VI_1"));  // kept, not deleted
 }
 
 TEST_CASE("pending store: a spare that is a planted link or FIFO is never written to", "[pending][security]") {
