@@ -219,13 +219,23 @@ std::vector<DeliveryOutcome> Deliveries::flush(const std::set<std::pair<Kind, st
         auto pending = PendingStore::open(store_, sink.name);
         if (!pending)
             continue;
-        auto entries = pending->list();
+        // Superseded by a transition being delivered now, or busy (its
+        // holder delivers): passed over before the entry is even read.
+        auto worth_reading = [&](Kind kind, const std::string& name) {
+            if (skip.count({kind, name}))
+                return false;
+            auto lock = store_.try_lock(kind, name);
+            if (!lock || !*lock) {
+                ++left;
+                return false;
+            }
+            return true;
+        };
+        auto entries = pending->list(nullptr, worth_reading);
         if (!entries)
             continue;
         for (auto& entry : *entries) {
             const auto& event = entry.delivery.event;
-            if (skip.count({event.kind, event.name}))
-                continue;  // superseded by a transition being delivered now
             const auto& settings = config_.for_instance(event.name);
             auto lock = store_.try_lock(event.kind, event.name);
             if (!lock || !*lock || !sink.enabled(settings)) {

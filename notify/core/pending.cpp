@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -28,6 +29,15 @@ namespace {
 constexpr char spare_directory[] = ".spare";
 
 std::string spare_path(const std::string& file) { return fmt::format("{}/{}", spare_directory, file); }
+
+// The kind as pending_file_name() spells it.
+std::optional<Kind> parse_kind_prefix(std::string_view word) {
+    if (word == "instance")
+        return Kind::instance;
+    if (word == "group")
+        return Kind::group;
+    return std::nullopt;
+}
 
 }  // namespace
 
@@ -104,7 +114,7 @@ Result<void> PendingStore::remove(Kind kind, const std::string& name) const {
     return {};
 }
 
-Result<std::vector<PendingEntry>> PendingStore::list(std::size_t* unreadable) const {
+Result<std::vector<PendingEntry>> PendingStore::list(std::size_t* unreadable, const Wanted& wanted) const {
     std::vector<PendingEntry> out;
     int fd = ::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -119,6 +129,17 @@ Result<std::vector<PendingEntry>> PendingStore::list(std::size_t* unreadable) co
         std::string file = entry->d_name;
         if (file.front() == '.')
             continue;
+        if (wanted) {
+            auto colon = file.find(':');
+            auto kind = colon == std::string::npos ? std::nullopt : parse_kind_prefix(file.substr(0, colon));
+            auto name = colon == std::string::npos ? std::string() : file.substr(colon + 1);
+            if (!kind || !validate_name(name)) {
+                ++bad;
+                continue;
+            }
+            if (!wanted(*kind, name))
+                continue;
+        }
         auto text = read_small_file(dir_.get(), file, 8192);
         if (!text || !*text) {
             ++bad;

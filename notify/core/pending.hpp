@@ -8,6 +8,7 @@
 // the instance overwrites it: only the latest state is owed.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,13 @@ class PendingStore {
     [[nodiscard]] int dir_fd() const noexcept { return dir_.get(); }
     [[nodiscard]] Result<void> remove(Kind kind, const std::string& name) const;
     // Oldest first (by the transition's time, then sequence). Unreadable
-    // entries are skipped and counted.
-    [[nodiscard]] Result<std::vector<PendingEntry>> list(std::size_t* unreadable = nullptr) const;
+    // entries are skipped and counted. `wanted`, when given, is asked
+    // about each entry's instance before the entry is read: in a storm
+    // most entries belong to instances another process is delivering, and
+    // reading and parsing each of them in every process adds up.
+    using Wanted = std::function<bool(Kind kind, const std::string& name)>;
+    [[nodiscard]] Result<std::vector<PendingEntry>> list(std::size_t* unreadable = nullptr,
+                                                         const Wanted& wanted = {}) const;
 
     // Removes the temporaries of entries whose writer was killed between
     // creating and renaming them (keepalived SIGKILLs the notify scripts it

@@ -110,6 +110,32 @@ TEST_CASE("pending store: an entry is written, listed, replaced by a newer one a
     CHECK(entries_in(tmp.path() / "state/pending/socket/.spare") == 2);
 }
 
+TEST_CASE("pending store: entries the caller does not want are passed over unread", "[pending]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    auto pending = PendingStore::open(*store, "socket");
+    REQUIRE(pending);
+    REQUIRE(pending->put(delivery_of("VI_1", State::master)));
+    REQUIRE(pending->put(delivery_of("VI_2", State::backup)));
+    auto dir = tmp.path() / "state/pending/socket";
+    write_file(dir / "instance:VI_3", "not JSON");  // unreadable, but not wanted: never read
+    write_file(dir / "bogus", "{}");                 // no instance in its name
+    std::vector<std::string> asked;
+    std::size_t bad = 0;
+    auto listed = pending->list(&bad, [&](Kind kind, const std::string& name) {
+        CHECK(kind == Kind::instance);
+        asked.push_back(name);
+        return name == "VI_2";
+    });
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->front().delivery.event.name == "VI_2");
+    std::sort(asked.begin(), asked.end());
+    CHECK(asked == std::vector<std::string>{"VI_1", "VI_2", "VI_3"});
+    CHECK(bad == 1);  // "bogus"
+}
+
 TEST_CASE("pending store: the spare is reused under keepalived's umask too", "[pending]") {
     // keepalived runs notify scripts with a umask that clears execute bits:
     // a spare directory made with it would refuse every later rename.
