@@ -55,6 +55,31 @@ TEST_CASE("state store: events are not states and names are validated", "[store]
     CHECK_FALSE(StateStore::open("relative/dir"));
 }
 
+namespace {
+
+// A child writes MASTER to VI_1 and is SIGKILLed at fault point `step`, as
+// abruptly as a power cut for that process. True when it died that way.
+bool killed_writing_master(const std::string& dir, const char* step) {
+    pid_t child = ::fork();
+    if (child < 0)
+        return false;
+    if (child == 0) {
+        StoreHooks hooks;
+        hooks.fault_point = [step](std::string_view at) {
+            if (at == step)
+                ::raise(SIGKILL);
+        };
+        auto store = StateStore::open(dir, hooks);
+        if (store)
+            (void)store->write(Kind::instance, "VI_1", State::master);
+        ::_exit(3);  // not reached when the fault point fires
+    }
+    int status = 0;
+    return ::waitpid(child, &status, 0) == child && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+}  // namespace
+
 TEST_CASE("state store: a crash between write and rename leaves the old state", "[store][crash]") {
     TempDir tmp;
     auto dir = tmp.str("state");
@@ -65,22 +90,7 @@ TEST_CASE("state store: a crash between write and rename leaves the old state", 
     }
     for (const char* step : {"state:written", "state:synced", "state:before-rename"}) {
         INFO("killed at " << step);
-        pid_t child = ::fork();
-        REQUIRE(child >= 0);
-        if (child == 0) {
-            StoreHooks hooks;
-            hooks.fault_point = [step](std::string_view at) {
-                if (at == step)
-                    ::raise(SIGKILL);  // as abrupt as a power cut for this process
-            };
-            auto store = StateStore::open(dir, hooks);
-            if (store)
-                (void)store->write(Kind::instance, "VI_1", State::master);
-            ::_exit(3);  // not reached when the fault point fires
-        }
-        int status = 0;
-        REQUIRE(::waitpid(child, &status, 0) == child);
-        REQUIRE(WIFSIGNALED(status));
+        REQUIRE(killed_writing_master(dir, step));
         CHECK(read_file(fs::path(dir) / "VI_1.state") == "BACKUP\n");
     }
     // Each unfinished write was made to the spare, which stays the spare:
@@ -95,22 +105,7 @@ TEST_CASE("state store: a crash between write and rename leaves the old state", 
     // by a crash is found and removed, nothing else is.
     fs::remove(fs::path(dir) / ".VI_1.state.spare");
     fs::create_symlink("/nonexistent", fs::path(dir) / ".VI_1.state.spare");
-    pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        StoreHooks hooks;
-        hooks.fault_point = [](std::string_view at) {
-            if (at == "state:written")
-                ::raise(SIGKILL);
-        };
-        auto crashing = StateStore::open(dir, hooks);
-        if (crashing)
-            (void)crashing->write(Kind::instance, "VI_1", State::master);
-        ::_exit(3);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(killed_writing_master(dir, "state:written"));
     removed = store->remove_stale_temporaries();
     REQUIRE(removed);
     CHECK(*removed == 1);
@@ -123,22 +118,7 @@ TEST_CASE("state store: a crash between write and rename leaves the old state", 
 TEST_CASE("state store: a crash after the rename leaves the new state", "[store][crash]") {
     TempDir tmp;
     auto dir = tmp.str("state");
-    pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        StoreHooks hooks;
-        hooks.fault_point = [](std::string_view at) {
-            if (at == "state:renamed")
-                ::raise(SIGKILL);
-        };
-        auto store = StateStore::open(dir, hooks);
-        if (store)
-            (void)store->write(Kind::instance, "VI_1", State::master);
-        ::_exit(3);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFSIGNALED(status));
+    REQUIRE(killed_writing_master(dir, "state:renamed"));
     CHECK(read_file(fs::path(dir) / "VI_1.state") == "MASTER\n");
 }
 
