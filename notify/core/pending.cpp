@@ -57,13 +57,12 @@ Result<void> PendingStore::put(const Delivery& delivery) const {
     // The entry delivered last for this instance was moved to its spare
     // (remove()): rewritten and renamed back, no inode is allocated or freed.
     auto spare = spare_path(name);
-    if (UniqueFd reused = open_spare(dir_.get(), spare)) {
-        errno = 0;
-        if (::write(reused.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::renameat(dir_.get(), spare.c_str(), dir_.get(), name.c_str()) == 0)
-            return {};
-        int err = errno == 0 ? EIO : errno;  // a short write sets none
-        return system_error(fmt::format("cannot record pending delivery {}", quote(name)), err);
+    if (auto reused = open_spare(dir_.get(), spare)) {
+        if (auto written = write_spare(reused, text, fmt::format("pending delivery {}", quote(name))); !written)
+            return written;
+        if (::renameat(dir_.get(), spare.c_str(), dir_.get(), name.c_str()) != 0)
+            return system_error(fmt::format("cannot record pending delivery {}", quote(name)), errno);
+        return {};
     }
     // O_CREAT|O_EXCL never follows a symlink planted at the temporary name
     // (it fails with EEXIST) and the name is random: a taken name costs one

@@ -111,15 +111,33 @@ Result<void> check_written_in_place(int fd, const std::string& display) {
 // the inodes freed in the last seconds; in a 500-instance storm, creating
 // a file per state and per pending delivery (and freeing the one replaced)
 // made that scan over 80 % of the FIFO reader's CPU.
-UniqueFd open_spare(int dir_fd, const std::string& name) {
-    UniqueFd fd(::openat(dir_fd, name.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    if (!fd)
-        return {};
+Spare open_spare(int dir_fd, const std::string& name) {
+    Spare spare;
+    spare.fd.reset(::openat(dir_fd, name.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!spare.fd)
+        return spare;
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != ::geteuid() ||
-        ::ftruncate(fd.get(), 0) != 0)
-        return {};
-    return fd;
+    if (::fstat(spare.fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != ::geteuid()) {
+        spare.fd.reset();
+        return spare;
+    }
+    spare.size = st.st_size;
+    spare.mode = st.st_mode & 07777;
+    return spare;
+}
+
+Result<void> write_spare(const Spare& spare, std::string_view text, const std::string& what) {
+    for (std::size_t done = 0; done < text.size();) {
+        auto n = ::pwrite(spare.fd.get(), text.data() + done, text.size() - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return system_error(fmt::format("cannot write {}", what), errno);
+        done += static_cast<std::size_t>(n);
+    }
+    if (spare.size > static_cast<off_t>(text.size()) && ::ftruncate(spare.fd.get(), static_cast<off_t>(text.size())) != 0)
+        return system_error(fmt::format("cannot write {}", what), errno);
+    return {};
 }
 
 Result<std::optional<std::string>> read_small_file(int dir_fd, const std::string& name, std::size_t limit) {
@@ -291,10 +309,29 @@ Result<StagedState> StateStore::stage(Kind kind, const std::string& name, State 
     // The instance's spare: the state file the last commit replaced, rewritten
     // and exchanged into place (renameat2 RENAME_EXCHANGE).
     auto spare = fmt::format(".{}{}", name, spare_suffix);
-    staged.fd = open_spare(dir_for(kind), spare);
-    if (!staged.fd)  // none yet: this one becomes the spare after its first exchange
-        staged.fd.reset(::openat(dir_for(kind), spare.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                                 0644));
+    auto text = fmt::format("{}\n", to_string(state));
+    if (auto reused = open_spare(dir_for(kind), spare)) {
+        staged.temp_name = spare;
+        staged.spare = true;
+        // Readable by every consumer whatever the umask keepalived gave us.
+        Result<void> written;
+        if (reused.mode != 0644 && ::fchmod(reused.fd.get(), 0644) != 0) {
+            int err = errno;
+            written = system_error(fmt::format("cannot set the mode of {}", quote(spare)), err);
+        } else {
+            written = write_spare(reused, text, file_name(kind, name));
+        }
+        staged.fd = std::move(reused.fd);
+        if (!written) {
+            discard(staged);
+            return tl::unexpected(written.error());
+        }
+        fault("state:written");
+        return staged;
+    }
+    // None yet: this one becomes the spare after its first exchange.
+    staged.fd.reset(
+        ::openat(dir_for(kind), spare.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (staged.fd) {
         staged.temp_name = spare;
         staged.spare = true;
@@ -316,7 +353,6 @@ Result<StagedState> StateStore::stage(Kind kind, const std::string& name, State 
         (void)::unlinkat(dir_for(kind), staged.temp_name.c_str(), 0);
         return system_error(fmt::format("cannot set the mode of a temporary file in {}", quote(path_)), err);
     }
-    auto text = fmt::format("{}\n", to_string(state));
     if (auto ok = write_all(staged.fd.get(), text, file_name(kind, name)); !ok) {
         discard(staged);
         return tl::unexpected(ok.error());

@@ -11,6 +11,8 @@
 // names and are created with O_EXCL, so a planted symlink is never followed.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -145,10 +147,25 @@ class StateStore {
 
 // A spare below `dir_fd`: a file kept to be rewritten and renamed or
 // exchanged into place instead of a new one, so that a write neither
-// allocates nor frees an inode. Open for writing and emptied; an invalid
-// descriptor when there is none, or when what is there is not our own
-// single-link regular file (a planted link or FIFO is never written to).
-[[nodiscard]] UniqueFd open_spare(int dir_fd, const std::string& name);
+// allocates nor frees an inode. Open for writing, content as found (see
+// write_spare()); an invalid descriptor when there is none, or when what is
+// there is not our own single-link regular file (a planted link or FIFO is
+// never written to).
+struct Spare {
+    UniqueFd fd;
+    off_t size = 0;   // the old content's length
+    mode_t mode = 0;  // permission bits
+    explicit operator bool() const noexcept { return static_cast<bool>(fd); }
+};
+[[nodiscard]] Spare open_spare(int dir_fd, const std::string& name);
+
+// Replaces a spare's content by `text`: written over the old bytes from the
+// start, then cut to its length if the old content was longer. Never
+// emptied first: ext4 frees the blocks of a file truncated to zero, and
+// forces the allocation of a file truncated to zero and rewritten when it
+// is closed (auto_da_alloc); rewriting the same block costs neither, and a
+// state file of unchanged length needs no inode write when it is synced.
+[[nodiscard]] Result<void> write_spare(const Spare& spare, std::string_view text, const std::string& what);
 
 // Reads a whole small file below `dir_fd` without following symlinks.
 [[nodiscard]] Result<std::optional<std::string>> read_small_file(int dir_fd, const std::string& name,

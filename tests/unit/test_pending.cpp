@@ -110,6 +110,31 @@ TEST_CASE("pending store: an entry is written, listed, replaced by a newer one a
     CHECK(entries_in(tmp.path() / "state/pending/socket/.spare") == 2);
 }
 
+TEST_CASE("pending store: a spare longer than the new entry is cut to it", "[pending]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    auto pending = PendingStore::open(*store, "socket");
+    REQUIRE(pending);
+    REQUIRE(pending->put(delivery_of("VI_1", State::master)));
+    REQUIRE(pending->remove(Kind::instance, "VI_1"));
+    // The spare is written over, not emptied first: what the old content
+    // had beyond the new one's length must not survive.
+    auto spare = tmp.path() / "state/pending/socket/.spare/instance:VI_1";
+    write_file(spare, std::string(5000, 'x'));
+    REQUIRE(pending->put(delivery_of("VI_1", State::backup)));
+    auto entry = tmp.path() / "state/pending/socket/instance:VI_1";
+    auto text = read_file(entry);
+    CHECK(text.size() < 1000);
+    CHECK(text.find('x' + std::string(10, 'x')) == std::string::npos);
+    std::size_t bad = 0;
+    auto listed = pending->list(&bad);
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->front().delivery.event.state == State::backup);
+    CHECK(bad == 0);
+}
+
 TEST_CASE("pending store: entries the caller does not want are passed over unread", "[pending]") {
     TempDir tmp;
     auto store = StateStore::open(tmp.str("state"));

@@ -155,6 +155,33 @@ TEST_CASE("state store: a symlink planted at the temporary name is not followed"
     CHECK(fs::is_symlink(tmp.path() / "state/.VI_1.state.spare"));
 }
 
+TEST_CASE("state store: a spare is rewritten to the new state's exact length and mode", "[store]") {
+    TempDir tmp;
+    auto store = StateStore::open(tmp.str("state"));
+    REQUIRE(store);
+    auto state_file = tmp.path() / "state/VI_1.state";
+    auto spare = tmp.path() / "state/.VI_1.state.spare";
+    REQUIRE(store->write(Kind::instance, "VI_1", State::deleted));
+    REQUIRE(store->write(Kind::instance, "VI_1", State::master));
+    // Shorter than what the spare held, then longer: no byte of the old
+    // content survives either way.
+    REQUIRE(read_file(spare) == "DELETED\n");
+    REQUIRE(store->write(Kind::instance, "VI_1", State::stop));
+    CHECK(read_file(state_file) == "STOP\n");
+    REQUIRE(read_file(spare) == "MASTER\n");
+    REQUIRE(store->write(Kind::instance, "VI_1", State::deleted));
+    CHECK(read_file(state_file) == "DELETED\n");
+    // A spare whose mode was changed behind our back is made readable again.
+    REQUIRE(::chmod(spare.c_str(), 0600) == 0);
+    write_file(spare, std::string(100, 'x'));
+    REQUIRE(store->write(Kind::instance, "VI_1", State::backup));
+    CHECK(read_file(state_file) == "BACKUP\n");
+    struct stat st {};
+    REQUIRE(::stat(state_file.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0644);
+    CHECK(store->read(Kind::instance, "VI_1").value() == State::backup);
+}
+
 TEST_CASE("state store: the replaced state file is kept as the spare, no new file per write", "[store]") {
     TempDir tmp;
     int calls = 0;
