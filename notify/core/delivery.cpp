@@ -155,13 +155,22 @@ bool applicable(const Deliveries::Sink& sink, const InstanceSettings& settings, 
 
 }  // namespace
 
+Result<const PendingStore*> Deliveries::pending_store(const char* sink) const {
+    if (auto found = pending_.find(std::string_view(sink)); found != pending_.end())
+        return &found->second;
+    auto opened = PendingStore::open(store_, sink);
+    if (!opened)
+        return tl::unexpected(opened.error());
+    return &pending_.emplace(sink, std::move(*opened)).first->second;
+}
+
 void Deliveries::owe(const Event& event, const Outcome& outcome) {
     const auto& settings = config_.for_instance(event.name);
     Delivery delivery{event, outcome.previous, settings.router_id, config_.neutron_state_names};
     for (const auto& sink : sinks)
         if (sink.owed && sink.enabled(settings) && applicable(sink, settings, event, config_.neutron_state_names))
-            if (auto pending = PendingStore::open(store_, sink.name))
-                if (pending->put(delivery))  // on failure deliver() tries again and reports it
+            if (auto pending = pending_store(sink.name))
+                if ((*pending)->put(delivery))  // on failure deliver() tries again and reports it
                     owed_.insert(owed_key(sink.name, event));
 }
 
@@ -181,19 +190,19 @@ std::vector<DeliveryOutcome> Deliveries::deliver(const Event& event, const Outco
             out.push_back(std::move(skipped));
             continue;
         }
-        std::optional<PendingStore> pending;
+        const PendingStore* pending = nullptr;
         std::string pending_error;
         if (sink.owed) {
             // Written ahead: a process killed mid-retry still leaves it owed.
             // owe() usually wrote it already, before the state was committed.
-            auto store = PendingStore::open(store_, sink.name);
+            auto store = pending_store(sink.name);
             if (!store)
                 pending_error = store.error().describe();
             else if (owed_.erase(owed_key(sink.name, event)) == 0)
-                if (auto put = store->put(delivery); !put)
+                if (auto put = (*store)->put(delivery); !put)
                     pending_error = put.error().describe();
             if (store && pending_error.empty())
-                pending = std::move(*store);
+                pending = *store;
         }
         crash_point("delivery:pending-written");
         auto result = deliver_to(sink, delivery, settings, false, false);
@@ -216,9 +225,10 @@ std::vector<DeliveryOutcome> Deliveries::flush(const std::set<std::pair<Kind, st
     for (const auto& sink : sinks) {
         if (!sink.owed)
             continue;
-        auto pending = PendingStore::open(store_, sink.name);
-        if (!pending)
+        auto opened = pending_store(sink.name);
+        if (!opened)
             continue;
+        const PendingStore* pending = *opened;
         // Superseded by a transition being delivered now, or busy (its
         // holder delivers): passed over before the entry is even read.
         auto worth_reading = [&](Kind kind, const std::string& name) {
@@ -280,10 +290,10 @@ std::map<std::string, std::vector<std::string>> Deliveries::pending_summary() co
     for (const auto& sink : sinks) {
         if (!sink.owed)
             continue;
-        auto pending = PendingStore::open(store_, sink.name);
+        auto pending = pending_store(sink.name);
         if (!pending)
             continue;
-        if (auto entries = pending->list())
+        if (auto entries = (*pending)->list())
             for (const auto& entry : *entries)
                 out[entry.file].push_back(sink.name);
     }

@@ -75,9 +75,15 @@ class Deliveries {
     [[nodiscard]] DeliveryOutcome deliver_to(const Sink& sink, const Delivery& delivery,
                                              const InstanceSettings& settings, bool single_attempt, bool flushed);
 
+    // A sink's pending directory, made and opened on first use, then kept
+    // for the life of this object as the state directory is (a storm's
+    // processes used to open each one four times per transition).
+    [[nodiscard]] Result<const PendingStore*> pending_store(const char* sink) const;
+
     const Config& config_;
     const StateStore& store_;
     DbusConnections dbus_;
+    mutable std::map<std::string, PendingStore, std::less<>> pending_;
     [[nodiscard]] static std::string owed_key(std::string_view sink, const Event& event);
 
     std::set<std::string> down_;  // sink targets that failed in this batch: straight to pending
