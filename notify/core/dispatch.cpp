@@ -633,7 +633,10 @@ Result<std::vector<Outcome>> Dispatcher::handle(std::span<const Event> events, s
                     delivered.push_back(delivery_line(result));
                 }
             }
-            if (auto ok = impl_->journal.append(delivered); !ok && !journal_error)
+            // Not synced on its own: the pending entries these lines report
+            // on are kept in the page cache only (pending.cpp), and the next
+            // synced append carries the lines to disk.
+            if (auto ok = impl_->journal.append(delivered, Durability::with_next_sync); !ok && !journal_error)
                 journal_error = ok.error();
         }
         // Units before hooks: a hook run on MASTER finds the services up.

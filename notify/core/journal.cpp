@@ -47,7 +47,7 @@ std::string rotated_name(std::int64_t index) {
 
 }  // namespace
 
-Result<void> Journal::append(const std::vector<std::string>& lines) const {
+Result<void> Journal::append(const std::vector<std::string>& lines, Durability durability) const {
     if (lines.empty())
         return {};
     auto lock = lock_journal(store_);
@@ -114,6 +114,10 @@ Result<void> Journal::append(const std::vector<std::string>& lines) const {
     bool rotating = st.st_size + static_cast<off_t>(data.size()) >= settings_.max_bytes;
     if (!rotating)
         lock->release();
+    // A rotation renames the file: what it holds is synced first, whatever
+    // was asked, so that no line is left behind unsynced in a rotated file.
+    if (durability == Durability::with_next_sync && !rotating)
+        return {};
     if (::fdatasync(fd.get()) != 0)
         return system_error(fmt::format("cannot sync {}/{}", store_.path(), file_name), errno);
     crash_point("journal:synced");
