@@ -35,6 +35,7 @@
 #include <cstring>
 
 #include "notify_front.hpp"
+#include "sd_bus_api.hpp"
 
 #ifndef KANOTIFY_INSTALLED_BINARY
 #define KANOTIFY_INSTALLED_BINARY "/usr/sbin/kanotify"
@@ -366,6 +367,15 @@ __attribute__((constructor)) void initialise() noexcept {
     }
     if (!real_execve() || !real_fork())
         inert = true;
+    // keepalived links libsystemd: sd-bus's functions are resolved here,
+    // once, and every in-place child inherits the table instead of making a
+    // dlopen() and forty symbol look-ups of its own. Only when the library
+    // is loaded already: the module never loads one into keepalived.
+    if (!inert)
+        if (void* loaded = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)) {
+            (void)kanotify::sd_bus_api();
+            ::dlclose(loaded);
+        }
     clean_process_environment();
     initialised.store(true, std::memory_order_release);
     errno = saved;
