@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "common.hpp"
+#include "notify_args.hpp"
 #include "notify_front.hpp"
 #include "kanotify/dispatch.hpp"
 #include "kanotify/exit_code.hpp"
@@ -112,34 +113,27 @@ int run_notify(int argc, char** argv, const NotifyOrigin& origin) {
     if (reports_stop(argc, argv))
         if (auto code = continue_outside_process_group())
             return *code;
-    CLI::App app{"kanotify: record keepalived VRRP transitions and act on them.\n"
-                 "Run by keepalived as `notify \"/usr/sbin/kanotify [OPTIONS]\"` (it appends TYPE NAME STATE "
-                 "PRIORITY),\nor as `notify_master \"/usr/sbin/kanotify --state master --instance NAME\"`.\n"
-                 "Other modes: kanotify fifo|status|history --help",
-                 "kanotify"};
-    GlobalOptions global;
-    add_global_options(app, global);
-    ExplicitNotify flags;
-    std::vector<std::string> words;
-    std::uint64_t sequence = 0;
-    app.add_option("--instance", flags.instance, "instance name (explicit form)");
-    app.add_option("--group", flags.group, "sync group name (explicit form)");
-    app.add_option("--state", flags.state, "master|backup|fault|stop|deleted|master_rx_lower_pri|...");
-    app.add_option("--priority", flags.priority, "priority 0-255 (explicit form, optional)");
-    app.add_option("--sequence", sequence,
-                   "ordering stamp of this transition when the caller knows it (older ones are not applied)");
-    std::optional<std::string> netns, interface, router_id;
-    std::vector<std::string> addresses;
-    app.add_option("--namespace", netns, "the instance's network namespace (name under /run/netns, or a path)");
-    app.add_option("--interface", interface, "the instance's interface");
-    app.add_option("--address", addresses,
-                   "an address of the instance (repeatable); where set, a transition the interface contradicts "
-                   "is journalled as stale")
-        ->allow_extra_args(false);
-    app.add_option("--router-id", router_id, "neutron router id: adds neutron's headers to socket deliveries");
-    app.add_option("words", words, "TYPE NAME STATE PRIORITY, as keepalived's generic notify appends them");
-    if (auto code = parse(app, argc, argv))
-        return *code;
+    NotifyArgs args;
+    if (auto quick = read_generic_notify(argc, argv)) {
+        args = std::move(*quick);
+    } else {
+        CLI::App app{"kanotify: record keepalived VRRP transitions and act on them.\n"
+                     "Run by keepalived as `notify \"/usr/sbin/kanotify [OPTIONS]\"` (it appends TYPE NAME STATE "
+                     "PRIORITY),\nor as `notify_master \"/usr/sbin/kanotify --state master --instance NAME\"`.\n"
+                     "Other modes: kanotify fifo|status|history --help",
+                     "kanotify"};
+        add_notify_options(app, args);
+        if (auto code = parse(app, argc, argv))
+            return *code;
+    }
+    const auto& global = args.global;
+    const auto& flags = args.flags;
+    const auto& words = args.words;
+    const auto& netns = args.netns;
+    const auto& interface = args.interface;
+    const auto& router_id = args.router_id;
+    const auto& addresses = args.addresses;
+    auto sequence = args.sequence;
 
     auto config = load(global);
     if (!config)
