@@ -87,17 +87,18 @@ std::vector<std::string> Deliveries::sink_names() {
     return out;
 }
 
-bool Deliveries::configured() const {
-    auto any = [](const InstanceSettings& s) {
-        for (const auto& sink : sinks)
-            if (sink.enabled(s))
-                return true;
-        return false;
-    };
-    if (any(config_.defaults))
+bool Deliveries::enabled_anywhere(const Sink& sink) const {
+    if (sink.enabled(config_.defaults))
         return true;
     for (const auto& [name, settings] : config_.instances)
-        if (any(settings))
+        if (sink.enabled(settings))
+            return true;
+    return false;
+}
+
+bool Deliveries::configured() const {
+    for (const auto& sink : sinks)
+        if (enabled_anywhere(sink))
             return true;
     return false;
 }
@@ -225,10 +226,23 @@ std::vector<DeliveryOutcome> Deliveries::flush(const std::set<std::pair<Kind, st
     for (const auto& sink : sinks) {
         if (!sink.owed)
             continue;
+        // Entries of a sink no instance has configured cannot go anywhere:
+        // the flush that precedes every transition does not even open its
+        // directory; a caller who asks what remains gets them counted.
+        bool enabled = enabled_anywhere(sink);
+        if (!enabled && !remaining)
+            continue;
         auto opened = pending_store(sink.name);
         if (!opened)
             continue;
         const PendingStore* pending = *opened;
+        if (!enabled) {
+            (void)pending->list(nullptr, [&left](Kind, const std::string&) {
+                ++left;
+                return false;
+            });
+            continue;
+        }
         // Superseded by a transition being delivered now, or busy (its
         // holder delivers): passed over before the entry is even read.
         auto worth_reading = [&](Kind kind, const std::string& name) {

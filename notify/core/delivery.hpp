@@ -75,6 +75,8 @@ class Deliveries {
     [[nodiscard]] DeliveryOutcome deliver_to(const Sink& sink, const Delivery& delivery,
                                              const InstanceSettings& settings, bool single_attempt, bool flushed);
 
+    [[nodiscard]] bool enabled_anywhere(const Sink& sink) const;
+
     // A sink's pending directory, made and opened on first use, then kept
     // for the life of this object as the state directory is (a storm's
     // processes used to open each one four times per transition).

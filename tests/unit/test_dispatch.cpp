@@ -241,3 +241,41 @@ TEST_CASE("dispatch: rejected input and checker lines are journalled", "[dispatc
     CHECK(journal[0]["input"] == "\"INSTANCE \\\"\\xff\\x0a\\\" X\"");
     CHECK(journal[1]["type"] == "checker");
 }
+
+TEST_CASE("dispatch: a sink no instance has configured is left alone per transition and still counted by flush",
+          "[dispatch][pending]") {
+    TempDir tmp;
+    Config config;
+    config.state_dir = tmp.str("state");
+    config.defaults.dbus.signal = false;
+    config.defaults.socket.path = tmp.str("nobody-listens.sock");
+    config.defaults.socket.retries = 0;
+    {
+        auto dispatcher = Dispatcher::open(config);
+        REQUIRE(dispatcher);
+        auto outcomes = dispatcher->handle(std::vector<Event>{make("VI_1", State::master, 1)});
+        REQUIRE(outcomes);
+        CHECK(outcomes->front().undelivered);
+    }
+    REQUIRE(std::filesystem::exists(tmp.path() / "state/pending/socket/instance:VI_1"));
+    // The socket is no longer configured anywhere: a transition neither
+    // reads nor drops what it was owed, and makes no directory for the
+    // acknowledged D-Bus call nobody configured either.
+    // A signal to a bus that is not there keeps a sink configured, so the
+    // flush before the transition runs.
+    config.defaults.socket.path.clear();
+    config.defaults.dbus.signal = true;
+    config.defaults.dbus.bus = "unix:path=" + tmp.str("no-bus.sock");
+    auto dispatcher = Dispatcher::open(config);
+    REQUIRE(dispatcher);
+    auto outcomes = dispatcher->handle(std::vector<Event>{make("VI_2", State::backup, 2)});
+    REQUIRE(outcomes);
+    CHECK_FALSE(outcomes->front().undelivered);
+    CHECK(std::filesystem::exists(tmp.path() / "state/pending/socket/instance:VI_1"));
+    CHECK_FALSE(std::filesystem::exists(tmp.path() / "state/pending/dbus"));
+    auto flushed = dispatcher->flush();
+    REQUIRE(flushed);
+    CHECK(flushed->delivered == 0);
+    CHECK(flushed->remaining == 1);
+    CHECK(std::filesystem::exists(tmp.path() / "state/pending/socket/instance:VI_1"));
+}
