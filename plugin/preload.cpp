@@ -23,6 +23,7 @@
 #include <stdio_ext.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,6 +123,15 @@ int thread_count() noexcept {
     for (++p; *p >= '0' && *p <= '9'; ++p)
         count = count * 10 + (*p - '0');
     return count > 0 && count < 1'000'000 ? static_cast<int>(count) : -1;
+}
+
+// One thread for certain when glibc says so: it clears
+// __libc_single_threaded when a thread is created, and sets it only where
+// it knows there is one thread (a fresh process, a fork's child). That
+// spares reading /proc/self/stat in keepalived at every fork and again in
+// every child; when glibc cannot tell, the kernel is asked.
+bool single_threaded() noexcept {
+    return __libc_single_threaded || thread_count() == 1;
 }
 
 std::uint64_t realtime_usec() noexcept {
@@ -273,7 +283,7 @@ const char* refusal(const char* path, char* const argv[]) noexcept {
         return "not forked through the hook";
     if (!stamp.parent_single_threaded)
         return "forked from a multi-threaded parent";
-    if (thread_count() != 1)
+    if (!single_threaded())
         return "this process has threads";
     return nullptr;
 }
@@ -394,7 +404,7 @@ extern "C" pid_t fork(void) {
     int saved = errno;
     Stamp next;
     next.sequence = next_sequence();
-    next.parent_single_threaded = thread_count() == 1;
+    next.parent_single_threaded = single_threaded();
     errno = saved;
     pid_t pid = forker();
     if (pid == 0) {
