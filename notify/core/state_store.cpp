@@ -84,10 +84,15 @@ static Result<void> settle_directory_mode(int fd, mode_t mode, bool created, con
 }
 
 Result<UniqueFd> open_subdirectory(int parent_fd, const std::string& name, mode_t mode, const std::string& display) {
-    bool created = ::mkdirat(parent_fd, name.c_str(), mode) == 0;
-    if (!created && errno != EEXIST)
-        return system_error(fmt::format("cannot create directory {}", quote(display)), errno);
+    // Opened first: the directory is there on every call but the first.
     UniqueFd fd(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    bool created = false;
+    if (!fd && errno == ENOENT) {
+        created = ::mkdirat(parent_fd, name.c_str(), mode) == 0;
+        if (!created && errno != EEXIST)
+            return system_error(fmt::format("cannot create directory {}", quote(display)), errno);
+        fd.reset(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    }
     if (!fd)
         return system_error(fmt::format("cannot open directory {} (a symlink is refused)", quote(display)), errno);
     if (auto ok = settle_directory_mode(fd.get(), mode, created, display); !ok)
@@ -209,18 +214,22 @@ Result<void> InstanceLock::set_record(const InstanceRecord& record) const {
 Result<StateStore> StateStore::open(const std::string& path, StoreHooks hooks) {
     if (path.empty() || path.front() != '/')
         return make_error(ErrorKind::config, fmt::format("state directory {} is not an absolute path", quote(path)));
-    // Create missing parents (like mkdir -p) but open the last component
-    // without following a symlink.
-    // Parents made here get 0755 whatever the umask (see settle_directory_mode).
-    for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
-        auto parent = path.substr(0, slash);
-        if (::mkdir(parent.c_str(), 0755) == 0)
-            (void)::chmod(parent.c_str(), 0755);
-    }
-    bool created = ::mkdir(path.c_str(), 0755) == 0;
-    if (!created && errno != EEXIST)
-        return system_error(fmt::format("cannot create state directory {}", quote(path)), errno);
+    // The last component is opened without following a symlink. Only when
+    // it is missing are it and its parents made (like mkdir -p); parents
+    // made here get 0755 whatever the umask (see settle_directory_mode).
     UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    bool created = false;
+    if (!dir && errno == ENOENT) {
+        for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+            auto parent = path.substr(0, slash);
+            if (::mkdir(parent.c_str(), 0755) == 0)
+                (void)::chmod(parent.c_str(), 0755);
+        }
+        created = ::mkdir(path.c_str(), 0755) == 0;
+        if (!created && errno != EEXIST)
+            return system_error(fmt::format("cannot create state directory {}", quote(path)), errno);
+        dir.reset(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    }
     if (!dir)
         return system_error(fmt::format("cannot open state directory {} (a symlink is refused)", quote(path)), errno);
     if (auto ok = settle_directory_mode(dir.get(), 0755, created, path); !ok)
