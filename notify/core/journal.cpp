@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <deque>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -17,28 +18,34 @@ namespace kanotify {
 
 namespace {
 
+// Holds the journal lock until released or destroyed. The lock file's
+// descriptor is the Journal's, opened once: a storm's processes append
+// twice per transition.
 class JournalLock {
   public:
     explicit JournalLock(int fd) : fd_(fd) {}
-    [[nodiscard]] bool held() const { return static_cast<bool>(fd_); }
-    void release() noexcept { fd_.reset(); }
+    JournalLock(JournalLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    JournalLock& operator=(JournalLock&&) = delete;
+    ~JournalLock() { release(); }
+    void release() noexcept {
+        if (fd_ >= 0)
+            (void)::flock(std::exchange(fd_, -1), LOCK_UN);
+    }
 
   private:
-    UniqueFd fd_;
+    int fd_;
 };
 
-Result<JournalLock> lock_journal(const StateStore& store) {
-    int fd = ::openat(store.locks_fd(), "journal", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return system_error(fmt::format("cannot open the journal lock in {}", quote(store.path())), errno);
-    while (::flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            int err = errno;
-            ::close(fd);
-            return system_error("cannot lock the journal", err);
-        }
+Result<JournalLock> lock_journal(const StateStore& store, UniqueFd& lock_fd) {
+    if (!lock_fd) {
+        lock_fd.reset(::openat(store.locks_fd(), "journal", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!lock_fd)
+            return system_error(fmt::format("cannot open the journal lock in {}", quote(store.path())), errno);
     }
-    return JournalLock(fd);
+    while (::flock(lock_fd.get(), LOCK_EX) != 0)
+        if (errno != EINTR)
+            return system_error("cannot lock the journal", errno);
+    return JournalLock(lock_fd.get());
 }
 
 std::string rotated_name(std::int64_t index) {
@@ -50,7 +57,7 @@ std::string rotated_name(std::int64_t index) {
 Result<void> Journal::append(const std::vector<std::string>& lines, Durability durability) const {
     if (lines.empty())
         return {};
-    auto lock = lock_journal(store_);
+    auto lock = lock_journal(store_, lock_fd_);
     if (!lock)
         return tl::unexpected(lock.error());
     UniqueFd fd(::openat(store_.dir_fd(), file_name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));

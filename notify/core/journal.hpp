@@ -48,6 +48,7 @@ class Journal {
 
     const StateStore& store_;
     JournalSettings settings_;
+    mutable UniqueFd lock_fd_;  // .locks/journal, opened on the first append
 };
 
 }  // namespace kanotify
