@@ -69,9 +69,11 @@ std::optional<NotifyArgs> read_generic_notify(int argc, char** argv) {
             return std::nullopt;
     }
     for (; i < argc; ++i) {
-        if (argv[i][0] == '-')
+        std::string_view word = argv[i];
+        // CLI11 reads a list's value "[a,b]" as the values a and b.
+        if (word.starts_with('-') || (word.starts_with('[') && word.ends_with(']')))
             return std::nullopt;
-        args.words.emplace_back(argv[i]);
+        args.words.emplace_back(word);
     }
     return args;
 }

@@ -35,8 +35,9 @@ void add_notify_options(CLI::App& app, NotifyArgs& args);
 // transition's CPU. This reads exactly that shape and nothing else: global
 // options, each at most once, as separate words (--config P, --state-dir P,
 // --log-file P, --socket P, --log-target auto|journal|stderr, --debug),
-// then four words, no value or word starting with '-'. Anything else
-// (another option, `--opt=value`, --help, a fifth word) is nullopt, and
+// then four words, no value or word starting with '-' and no word in
+// brackets (CLI11's list syntax). Anything else (another option,
+// `--opt=value`, --help, a fifth word) is nullopt, and
 // CLI11 reads it, with its messages. Where this answers, CLI11 gives the
 // same answer (tests/unit/test_notify_args.cpp compares the two).
 [[nodiscard]] std::optional<NotifyArgs> read_generic_notify(int argc, char** argv);

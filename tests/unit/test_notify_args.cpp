@@ -109,6 +109,8 @@ TEST_CASE("notify arguments: anything but keepalived's form is left to CLI11", "
         {"--config", "INSTANCE", "VI_1", "MASTER", "100"},
         {"INSTANCE", "-VI_1", "MASTER", "100"},
         {"INSTANCE", "VI_1", "MASTER", "-1"},
+        {"INSTANCE", "[VI_1,VI_2]", "MASTER", "100"},  // CLI11 makes two words of it (found by fuzzing)
+        {"[]", "", "", ""},
         {"--", "INSTANCE", "VI_1", "MASTER", "100"},
         {"--state", "master", "--instance", "VI_1"},
         {"--state", "master", "--instance", "VI_1", "--priority", "100"},
