@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "argv_words.hpp"
 #include "notify_args.hpp"
 
 using namespace kanotify::cli;
@@ -28,15 +29,8 @@ void check(bool ok) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size > max_input)
         return -1;
-    std::string_view input(reinterpret_cast<const char*>(data), size);
-    std::vector<std::string> words{"kanotify"};
-    while (true) {
-        auto nul = input.find('\0');
-        words.emplace_back(input.substr(0, nul));
-        if (nul == std::string_view::npos)
-            break;
-        input.remove_prefix(nul + 1);
-    }
+    auto words = kanotify::fuzz::split_on_nul(std::string_view(reinterpret_cast<const char*>(data), size));
+    words.insert(words.begin(), "kanotify");
     std::vector<char*> argv;
     for (auto& w : words)
         argv.push_back(w.data());

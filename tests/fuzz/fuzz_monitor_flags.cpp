@@ -13,6 +13,7 @@
 #include "kanotify/event.hpp"
 #include "netns.hpp"
 #include "neutron_monitor.hpp"
+#include "argv_words.hpp"
 
 using namespace kanotify;
 
@@ -98,15 +99,7 @@ void check_round_trip(const MonitorOptions& o) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size > max_input)
         return -1;
-    std::string_view input(reinterpret_cast<const char*>(data), size);
-    std::vector<std::string> words;
-    while (true) {
-        auto nul = input.find('\0');
-        words.emplace_back(input.substr(0, nul));
-        if (nul == std::string_view::npos)
-            break;
-        input.remove_prefix(nul + 1);
-    }
+    auto words = kanotify::fuzz::split_on_nul(std::string_view(reinterpret_cast<const char*>(data), size));
     auto options = parse(words);
     if (!options) {
         check_refusal(options.error());

@@ -11,6 +11,7 @@
 
 #include "kanotify/event.hpp"
 #include "kanotify/parse.hpp"
+#include "argv_words.hpp"
 
 using namespace kanotify;
 
@@ -115,15 +116,7 @@ void explicit_flags(const std::vector<std::string>& words) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size > max_input)
         return -1;
-    std::string_view input(reinterpret_cast<const char*>(data), size);
-    std::vector<std::string> words;
-    while (true) {
-        auto nul = input.find('\0');
-        words.emplace_back(input.substr(0, nul));
-        if (nul == std::string_view::npos)
-            break;
-        input.remove_prefix(nul + 1);
-    }
+    auto words = kanotify::fuzz::split_on_nul(std::string_view(reinterpret_cast<const char*>(data), size));
     generic(words);
     explicit_flags(words);
     return 0;
